@@ -1,0 +1,41 @@
+# Two commands do all set-up: `make run` (the pipeline on the built-in digits data) and
+# `make test` (the test suite, as CI runs it). Both create .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_PIN := torch==2.13.0
+
+.PHONY: install run test lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU build of torch first; pyproject's open range (torch>=2.4) then installs nothing more.
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	touch $@
+
+run: install
+	source $(BIN)/activate && dvc repro
+	@source $(BIN)/activate && echo && echo "Headline metrics (dvc metrics show metrics.json):" && \
+	  dvc metrics show metrics.json && echo && \
+	  echo "Results:  metrics.json, outputs/label_issues.csv, plots/ (dvc plots show), models/" && \
+	  echo "MLflow:   mlflow.db  ->  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+
+test: install
+	source $(BIN)/activate && python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+bench: install
+	source $(BIN)/activate && python benchmarks/digits.py
+
+clean:
+	rm -rf data/prepared models outputs metrics plots metrics.json dvc.lock

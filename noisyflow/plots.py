@@ -1,0 +1,119 @@
+"""PNG figures people look at in the MLflow UI: loss histogram with the GMM fit, training
+curves, confusion matrix. Matplotlib with the Agg backend; nothing is shown on screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from noisyflow.config import CodivideParams
+from noisyflow.recipes import Division
+from noisyflow.selection import normalize_minmax
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_clean_prob_histogram(
+    path: Path, division: Division, noise_mask: np.ndarray | None, params: CodivideParams
+) -> None:
+    """Per network: histogram of normalised losses (split by the true mask when known) with the
+    two fitted GMM components, plus the clean-probability histogram."""
+    from scipy.stats import norm
+    from sklearn.mixture import GaussianMixture
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for k in range(division.loss.shape[0]):
+        x = normalize_minmax(division.loss[k])
+        ax = axes[0, k]
+        bins = np.linspace(0, 1, 41)
+        if noise_mask is not None:
+            ax.hist(
+                [x[~noise_mask], x[noise_mask]],
+                bins=bins,
+                stacked=True,
+                density=True,
+                label=["clean (truth)", "noisy (truth)"],
+                color=["tab:green", "tab:red"],
+                alpha=0.6,
+            )
+        else:
+            ax.hist(x, bins=bins, density=True, alpha=0.6, label="all samples")
+        if np.ptp(x) > 0:
+            gmm = GaussianMixture(
+                2,
+                max_iter=params.gmm_max_iter,
+                tol=params.gmm_tol,
+                reg_covar=params.gmm_reg_covar,
+                random_state=0,
+            ).fit(x[:, None])
+            grid = np.linspace(0, 1, 200)
+            for w, m, c in zip(
+                gmm.weights_, gmm.means_[:, 0], gmm.covariances_.ravel(), strict=True
+            ):
+                ax.plot(grid, w * norm.pdf(grid, m, np.sqrt(c)), lw=2, label=f"GMM mean {m:.2f}")
+        ax.set(title=f"net{k + 1}: normalised per-sample loss", xlabel="loss (min-max)")
+        ax.legend(fontsize=8)
+        ax2 = axes[1, k]
+        ax2.hist(division.clean_prob[k], bins=np.linspace(0, 1, 41), color="tab:blue", alpha=0.7)
+        ax2.axvline(
+            params.p_threshold, color="k", ls="--", label=f"p_threshold {params.p_threshold}"
+        )
+        ax2.set(title=f"net{k + 1}: clean probability", xlabel="P(clean)")
+        ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def save_training_curves(path: Path, history: list[dict[str, float]], keys: list[str]) -> None:
+    """One panel per metric key against epoch."""
+    plt = _pyplot()
+    keys = [k for k in keys if any(k in row for row in history)]
+    fig, axes = plt.subplots(
+        1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3.2), squeeze=False
+    )
+    for ax, key in zip(axes[0], keys, strict=False):
+        rows = [r for r in history if key in r]
+        ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], marker=".")
+        ax.set(title=key, xlabel="epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def save_confusion_png(path: Path, cm: np.ndarray, classes: tuple[str, ...]) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(
+            j,
+            i,
+            str(v),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if v > cm.max() / 2 else "black",
+        )
+    ax.set(
+        xticks=range(len(classes)),
+        yticks=range(len(classes)),
+        xticklabels=classes,
+        yticklabels=classes,
+        xlabel="predicted",
+        ylabel="actual",
+        title="test confusion matrix",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
