@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("NOISYFLOW_THREADS", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One local sqlite tracking store for the session (creating a DB costs seconds)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    return uri
+
+
+@pytest.fixture
+def tracking_env(monkeypatch: pytest.MonkeyPatch, mlflow_store: str) -> str:
+    """Point MLflow at the session store for in-process stage calls."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
+    monkeypatch.delenv("NOISYFLOW_RUN_GROUP", raising=False)
+    return mlflow_store

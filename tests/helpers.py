@@ -1,0 +1,97 @@
+"""Shared test helpers: tiny params and a throw-away DVC project (git repo) built from this one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small enough that a whole `dvc repro` takes well under a minute on 2 cores.
+TINY: dict[str, Any] = {
+    "data.test_size": 200,
+    "model.width": 4,
+    "warmup.epochs": 1,
+    "train.epochs": 2,
+    "train.rampup_epochs": 1,
+    "correct.samples_per_class": 40,
+    "correct.prototypes": 2,
+    "runtime.threads": 1,
+    "runtime.device": "cpu",
+}
+
+
+def write_params(path: Path, overrides: dict[str, Any] | None = None) -> Path:
+    """Copy the repo's params.yaml to `path` with dotted-key overrides applied."""
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in {**TINY, **(overrides or {})}.items():
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return path
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for child processes: this venv first on PATH, quiet analytics."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        GIT_AUTHOR_NAME="noisyflow-tests",
+        GIT_AUTHOR_EMAIL="tests@noisyflow.invalid",
+        GIT_COMMITTER_NAME="noisyflow-tests",
+        GIT_COMMITTER_EMAIL="tests@noisyflow.invalid",
+        NOISYFLOW_THREADS="1",
+    )
+    env.update(extra)
+    return env
+
+
+def make_dvc_project(dest: Path, overrides: dict[str, Any] | None = None) -> Path:
+    """A git + DVC repo holding this project's pipeline with tiny params; returns its path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("noisyflow", "stages", "pipeline"):
+        shutil.copytree(REPO / name, dest / name, ignore=ignore)
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(REPO / name, dest / name)
+    write_params(dest / "params.yaml", overrides)
+    env = subprocess_env()
+    for cmd in (
+        ["git", "init", "-q"],
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        [sys.executable, "-m", "dvc", "config", "core.analytics", "false"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "tiny noisyflow project"],
+    ):
+        subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
+    return dest
+
+
+def dvc(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `dvc ARGS` in the project; raise with its output on failure."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=project,
+        env=env or subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"dvc {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
