@@ -11,10 +11,15 @@ key* shared by every process of one pipeline run:
 
 The parent is looked up by the tag `noisyflow.group`; each stage re-opens it while it runs and
 closes it with the stage's status, so it reads FINISHED after the last stage that ran.
+
+Models: `train` logs the two networks as one `Ensemble` (PyTorch flavour, pt2, no pickle) and
+registers it with alias `candidate`; `evaluate` scores that version and moves `champion` to it
+when its test accuracy >= the champion's (see docs/mlflow.md).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -24,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +40,10 @@ from noisyflow.errors import TrackingError
 GROUP_ENV = "NOISYFLOW_RUN_GROUP"
 GROUP_TAG = "noisyflow.group"
 STAGE_TAG = "stage"
+KIND_TAG = "noisyflow.kind"
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+CHECKPOINT_TAG = "checkpoint_md5"  # on model versions: md5 of the checkpoint they were built from
 HEALTH_TIMEOUT_S = 5.0
 ENV_TAGS = {
     "DVC_EXP_NAME": "dvc.exp_name",
@@ -88,7 +98,8 @@ def group_key() -> str:
             if any(Path(part).name == "dvc" for part in cmd[:2]) or (
                 len(cmd) > 2 and cmd[1:3] == ["-m", "dvc"]
             ):
-                return f"dvc-{socket.gethostname()}-{proc.pid}-{int(proc.create_time() * 1000)}"
+                exp = os.environ.get("DVC_EXP_NAME", "")  # a queue worker runs several
+                return f"dvc-{socket.gethostname()}-{proc.pid}-{int(proc.create_time() * 1000)}{exp}"
     except Exception:  # psutil missing or a process vanished: fall through to a fresh key
         pass
     return f"solo-{uuid.uuid4().hex[:12]}"
@@ -162,10 +173,14 @@ class StageRun:
         self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
     def log_outputs(self, paths: list[Path], max_mb: float = 50.0) -> None:
-        """Tag each output with its DVC hash; upload those under `max_mb` as artifacts."""
-        root = project_root()
+        """Tag each output with its DVC hash; upload those under `max_mb` as artifacts.
+
+        Names are relative to the stage's workspace (the cwd, which `dvc exp run --temp` moves
+        to .dvc/tmp/exps/...), so they match the paths in dvc.yaml and dvc.lock.
+        """
+        workspace = Path.cwd().resolve()
         for path in paths:
-            name = _relative(path, root)
+            name = _relative(path, workspace)
             self.set_tags({f"dvc.outs.{name}": dvc_hash(path)})
             files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
             for f in files:
@@ -188,13 +203,105 @@ class StageRun:
         context: str,
         tags: dict[str, Any],
     ) -> None:
-        """Log an input data set (MLflow dataset) with an explicit content digest."""
-        import mlflow.data
+        """Log an input data set (MLflow dataset) with an explicit content digest.
 
+        `source` is a local path, recorded as an absolute file:// URI.
+        """
+        import mlflow.data
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+        uri = Path(source).resolve().as_uri()
+        with warnings.catch_warnings():
+            # MLflow registers the local source class twice ("" and "file" schemes), identical
+            # classes, so resolving a local URI always reports an ambiguity; resolve it once here.
+            warnings.filterwarnings("ignore", message=".*interpreted in multiple ways")
+            resolved = resolve_dataset_source(uri)
         dataset = mlflow.data.from_numpy(
-            features, targets=targets, source=source, name=name, digest=digest
+            features, targets=targets, source=resolved, name=name, digest=digest
         )
         self._mlflow.log_input(dataset, context=context, tags={k: str(v) for k, v in tags.items()})
+
+    def log_model(
+        self, model: Any, input_example: Any, *, checkpoint: str | Path, registered_model: str
+    ) -> str | None:
+        """Log `model` with the PyTorch flavour; register it as the `candidate` version.
+
+        Saved as pt2 (torch.export: no pickle, loads without noisyflow installed); the signature
+        comes from `input_example`, a (B, C, H, W) float tensor. The version is tagged with the
+        md5 of `checkpoint` so `promote` can find the version built from the weights it scored.
+
+        Returns:
+            The registered version, or None when `registered_model` is empty (log only).
+        """
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        model = copy.deepcopy(model).cpu().eval()
+        example = input_example.detach().cpu()
+        with torch.no_grad():
+            output = model(example)
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            input_example=example.numpy(),
+            signature=infer_signature(example.numpy(), output.numpy()),
+            # explicit requirements: inferring them runs a subprocess (~13 s)
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            serialization_format="pt2",
+            registered_model_name=registered_model or None,
+        )
+        if not registered_model:
+            return None
+        version = str(info.registered_model_version)
+        client = self._mlflow.MlflowClient()
+        client.set_model_version_tag(registered_model, version, CHECKPOINT_TAG, dvc_hash(checkpoint))
+        client.set_registered_model_alias(registered_model, CANDIDATE, version)
+        self.set_tags({"model.name": registered_model, "model.version": version})
+        return version
+
+    def promote(
+        self, checkpoint: str | Path, test_accuracy: float, *, registered_model: str
+    ) -> bool:
+        """Move `champion` to the version built from `checkpoint` if it is at least as good.
+
+        Rule: the version becomes champion when the model has no champion yet or its test
+        accuracy >= the champion's (the `test_accuracy` tag this method sets on each version it
+        scores). Returns whether it was promoted; False when no version matches the checkpoint.
+        """
+        if not registered_model:
+            return False
+        client = self._mlflow.MlflowClient()
+        found = client.search_model_versions(
+            f"name = '{registered_model}' and tags.{CHECKPOINT_TAG} = '{dvc_hash(checkpoint)}'",
+            order_by=["version_number DESC"],
+            max_results=1,
+        )
+        if not found:
+            self.set_tags({"model.promoted": "false", "model.note": "no registered version"})
+            return False
+        version = found[0].version
+        client.set_model_version_tag(registered_model, version, "test_accuracy", test_accuracy)
+        try:
+            champion = client.get_model_version_by_alias(registered_model, CHAMPION)
+            best = float(champion.tags.get("test_accuracy", "-inf"))
+        except self._mlflow.MlflowException:  # no champion yet
+            best = float("-inf")
+        promoted = test_accuracy >= best
+        if promoted:
+            client.set_registered_model_alias(registered_model, CHAMPION, version)
+        tags = {"model.name": registered_model, "model.version": version}
+        self.set_tags({**tags, "model.promoted": str(promoted).lower()})
+        client.set_tag(self.parent_id, "model.version", version)
+        return promoted
+
+    def log_summary(self, metrics: dict[str, float]) -> None:
+        """Copy headline metrics to the parent run, so searching parents is enough to compare."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if _is_number(v)]
+        self._mlflow.MlflowClient().log_batch(self.parent_id, metrics=batch)
 
 
 @contextmanager
@@ -205,7 +312,7 @@ def stage_run(
 
     Raises TrackingError quickly (naming the URI) when the store cannot be reached.
     """
-    root = project_root()
+    root = project_root()  # the real workspace, also under `dvc exp run --temp`
     uri = tracking_uri(root)
     check_reachable(uri)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -217,7 +324,7 @@ def stage_run(
         client = mlflow.MlflowClient()
         exp_id = _experiment_id(client, experiment)
         key = group_key()
-        tags = _common_tags(stage, root, params_file, key)
+        tags = _common_tags(stage, Path.cwd(), params_file, key)
         parent_id = _open_parent(client, exp_id, key, tags, params)
     except Exception as exc:
         raise TrackingError(f"MLflow tracking store {uri} refused the request: {exc}") from exc
@@ -272,7 +379,7 @@ def _open_parent(
         client.update_run(run_id, status="RUNNING")
         return run_id
     parent_tags = {k: v for k, v in tags.items() if k not in (STAGE_TAG, "dvc.stage")}
-    parent_tags["noisyflow.kind"] = "pipeline"
+    parent_tags[KIND_TAG] = "pipeline"
     name = os.environ.get("DVC_EXP_NAME") or time.strftime("pipeline-%Y%m%d-%H%M%S")
     run = client.create_run(exp_id, run_name=name, tags=parent_tags)
     from mlflow.entities import Param
@@ -298,3 +405,77 @@ def _relative(path: Path, root: Path) -> str:
         return Path(path).resolve().relative_to(root).as_posix()
     except ValueError:
         return Path(path).name
+
+
+def find_group_run(key: str, *, experiment: str, root: Path | None = None) -> dict[str, Any] | None:
+    """The pipeline's parent run for group `key` (tag `noisyflow.group`), or None if none ran.
+
+    Returns:
+        {"run_id", "experiment_id", "status", "tags", "tracking_uri", "url"}; `url` is the
+        MLflow UI page when the store is an HTTP server, else a `runs:/<id>` URI.
+    """
+    uri = tracking_uri(root)
+    check_reachable(uri)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    found = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{GROUP_TAG}` = '{key}' and tags.`noisyflow.kind` = 'pipeline'",
+        max_results=1,
+    )
+    if not found:
+        return None
+    run = found[0]
+    run_id = run.info.run_id
+    url = f"runs:/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        url = f"{uri.rstrip('/')}/#/experiments/{exp.experiment_id}/runs/{run_id}"
+    return {
+        "run_id": run_id,
+        "experiment_id": exp.experiment_id,
+        "status": run.info.status,
+        "tags": dict(run.data.tags),
+        "tracking_uri": uri,
+        "url": url,
+    }
+
+
+def pipeline_runs(experiment: str, last: int = 10) -> list[dict[str, Any]]:
+    """The newest `last` pipeline (parent) runs of `experiment`, newest first.
+
+    Returns:
+        One dict per run: run_id, name, status, start_ms, end_ms (None while running), and the
+        run's params (flattened params.yaml), metrics (evaluate's, copied up) and tags.
+    Raises TrackingError when the store is unreachable or has no such experiment.
+    """
+    uri = tracking_uri()
+    check_reachable(uri)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise TrackingError(f"MLflow store {uri} has no experiment {experiment!r}")
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{KIND_TAG}` = 'pipeline'",
+        order_by=["attributes.start_time DESC"],
+        max_results=last,
+    )
+    return [
+        {
+            "run_id": r.info.run_id,
+            "name": r.info.run_name,
+            "status": r.info.status,
+            "start_ms": r.info.start_time,
+            "end_ms": r.info.end_time,
+            "params": dict(r.data.params),
+            "metrics": dict(r.data.metrics),
+            "tags": dict(r.data.tags),
+        }
+        for r in runs
+    ]

@@ -30,4 +30,42 @@ def register_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handler)
 
 
-REGISTRARS = [register_run]
+def register_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the pipeline flow as a scheduled Prefect deployment")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help='cron schedule, e.g. "0 2 * * *"')
+    when.add_argument("--interval", type=float, help="seconds between runs")
+    p.add_argument("--name", default="noisyflow", help="deployment name")
+    p.add_argument("--project-dir", default=".", help="the DVC workspace the runs use")
+    p.add_argument(
+        "--set-param", "-S", action="append", default=[], metavar="KEY=VALUE", help="override"
+    )
+
+    def handler(args: argparse.Namespace) -> int:
+        from pipeline.flows import serve_cli
+
+        return serve_cli(args)
+
+    p.set_defaults(handler=handler)
+
+
+def register_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="one DVC experiment per parameter combination, compared")
+    p.add_argument(
+        "--set",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2",
+        help="values to sweep for one key; several --set give their cartesian product",
+    )
+    p.add_argument("--project-dir", default=".", help="the DVC workspace the sweep uses")
+
+    def handler(args: argparse.Namespace) -> int:
+        from pipeline.flows import sweep_cli
+
+        return sweep_cli(args)
+
+    p.set_defaults(handler=handler)
+
+
+REGISTRARS = [register_run, register_serve, register_sweep]
