@@ -22,7 +22,8 @@ def select_prototypes(
 
     density rho_i = sum_j sign(S_ij - S_c), S_c = the similarity ranked at the top
     `density_quantile` of S; eta_i = max similarity to any denser sample (min_j S_ij for the
-    densest). Prototypes = highest rho among eta < max_similarity; never empty for m >= 1.
+    densest). Prototypes = highest rho among eta < max_similarity, restricted to the denser half
+    (rho >= median); never empty for m >= 1.
     """
     f = F.normalize(features.float(), dim=1)
     sim = f @ f.T  # (m, m)
@@ -33,7 +34,10 @@ def select_prototypes(
     densest = ~denser.any(dim=1)
     eta = torch.where(densest, sim.amin(dim=1), eta)
     order = torch.argsort(rho, descending=True, stable=True)
-    keep = order[eta[order] < max_similarity][:num]
+    # Only the denser half may serve: in a tight class every non-peak member is > 0.95 similar
+    # to a denser one, and the eta rule alone would then pick stray (likely mislabelled) points.
+    dense = rho[order] >= rho.median()
+    keep = order[dense & (eta[order] < max_similarity)][:num]
     return keep if len(keep) else order[:1]
 
 
