@@ -84,7 +84,12 @@ def classify(rc: int, tail: list[str], what: str) -> StageError:
 
 def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect `retry_condition_fn`: retry only TransientStageError failures."""
-    exc = state.result(raise_on_failure=False)
+    if not state.is_failed():
+        return False
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # result not retrievable: do not guess, do not retry
+        return False
     return isinstance(exc, TransientStageError)
 
 

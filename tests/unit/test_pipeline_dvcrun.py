@@ -24,20 +24,13 @@ from tests.helpers import REPO
 def test_stage_order_matches_dvc_yaml() -> None:
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert tuple(stages) == STAGES
-    # each stage depends only on outputs of stages before it
-    produced: set[str] = set()
-    for name in STAGES:
-        outs = {next(iter(o)) if isinstance(o, dict) else o for o in stages[name].get("outs", [])}
-        deps = set(stages[name]["deps"])
-        later = {
-            o for later_name in STAGES[STAGES.index(name) :] for o in _outs(stages, later_name)
-        }
-        assert not deps & later, f"{name} depends on a later stage's output"
-        produced |= outs
+    for i, name in enumerate(STAGES):  # no stage needs an output of itself or a later stage
+        later = set().union(*(_outs(stages[s]) for s in STAGES[i:]))
+        assert not set(stages[name]["deps"]) & later, name
 
 
-def _outs(stages: dict, name: str) -> set[str]:
-    return {next(iter(o)) if isinstance(o, dict) else o for o in stages[name].get("outs", [])}
+def _outs(stage: dict) -> set[str]:
+    return {next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])}
 
 
 def test_stream_passes_lines_in_order_while_running(tmp_path: Path) -> None:
