@@ -30,6 +30,7 @@ SETTINGS = {
 }
 METHODS = ("clean", "ce", "cleanlab", "oracle", "noisyflow")
 REPO = Path(__file__).resolve().parents[1]
+COST = {"noisyflow": 10, "cleanlab": 6, "clean": 1, "ce": 1, "oracle": 1}  # relative run time
 
 
 def run_one(job: tuple[str, int, str, dict]) -> dict:
@@ -197,6 +198,7 @@ def main() -> None:
         for k, v in (s.split("=", 1) for s in args.set)
     }
     jobs = [(s, seed, m, extra) for s in args.settings for seed in args.seeds for m in args.methods]
+    jobs.sort(key=lambda j: COST[j[2]], reverse=True)  # longest first keeps a process pool busy
     start = time.perf_counter()
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
