@@ -156,6 +156,7 @@ class CorrectParams:
 @dataclass(frozen=True)
 class TrackingParams:
     experiment: str = "noisyflow"  # MLflow experiment name
+    registered_model: str = "noisyflow-ensemble"  # MLflow registry name; "" = don't register
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ One pipeline run = one parent MLflow run with one child run per stage that actua
 key* shared by every process of one pipeline run:
 
 1. `NOISYFLOW_RUN_GROUP` when set (the Prefect flow and `noisyflow run` set it to the flow run);
-2. otherwise the nearest ancestor `dvc` process (pid + start time): every stage started by one
-   `dvc repro` / `dvc exp run` shares it, and a later invocation never does;
+2. otherwise the nearest ancestor `dvc` process (pid, start time, DVC_EXP_NAME): every stage of one
+   `dvc repro` / `dvc exp run` (also --temp and queued) shares it, and no later invocation does;
 3. otherwise (a stage run by hand) a fresh key, i.e. a parent with a single child.
 
 The parent is looked up by the tag `noisyflow.group`; each stage re-opens it while it runs and
@@ -98,8 +98,9 @@ def group_key() -> str:
             if any(Path(part).name == "dvc" for part in cmd[:2]) or (
                 len(cmd) > 2 and cmd[1:3] == ["-m", "dvc"]
             ):
-                exp = os.environ.get("DVC_EXP_NAME", "")  # a queue worker runs several
-                return f"dvc-{socket.gethostname()}-{proc.pid}-{int(proc.create_time() * 1000)}{exp}"
+                started = int(proc.create_time() * 1000)
+                exp = os.environ.get("DVC_EXP_NAME", "")  # one queue worker runs several
+                return f"dvc-{socket.gethostname()}-{proc.pid}-{started}{exp}"
     except Exception:  # psutil missing or a process vanished: fall through to a fresh key
         pass
     return f"solo-{uuid.uuid4().hex[:12]}"
@@ -255,7 +256,9 @@ class StageRun:
             return None
         version = str(info.registered_model_version)
         client = self._mlflow.MlflowClient()
-        client.set_model_version_tag(registered_model, version, CHECKPOINT_TAG, dvc_hash(checkpoint))
+        client.set_model_version_tag(
+            registered_model, version, CHECKPOINT_TAG, dvc_hash(checkpoint)
+        )
         client.set_registered_model_alias(registered_model, CANDIDATE, version)
         self.set_tags({"model.name": registered_model, "model.version": version})
         return version
@@ -280,7 +283,7 @@ class StageRun:
         if not found:
             self.set_tags({"model.promoted": "false", "model.note": "no registered version"})
             return False
-        version = found[0].version
+        version = str(found[0].version)  # an int from sqlite, a str over REST
         client.set_model_version_tag(registered_model, version, "test_accuracy", test_accuracy)
         try:
             champion = client.get_model_version_by_alias(registered_model, CHAMPION)
@@ -371,8 +374,10 @@ def _common_tags(stage: str, root: Path, params_file: Path, key: str) -> dict[st
 def _open_parent(
     client: Any, exp_id: str, key: str, tags: dict[str, str], params: dict[str, Any]
 ) -> str:
-    found = client.search_runs(
-        [exp_id], filter_string=f"tags.`{GROUP_TAG}` = '{key}'", max_results=1
+    found = client.search_runs(  # the parent only: the stage runs carry the group tag too
+        [exp_id],
+        filter_string=f"tags.`{GROUP_TAG}` = '{key}' and tags.`{KIND_TAG}` = 'pipeline'",
+        max_results=1,
     )
     if found:
         run_id = found[0].info.run_id

@@ -68,4 +68,17 @@ def register_sweep(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handler)
 
 
-REGISTRARS = [register_run, register_serve, register_sweep]
+def register_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare pipeline runs recorded in MLflow (one row each)")
+    p.add_argument("--experiment", default="noisyflow", help="MLflow experiment name")
+    p.add_argument("--last", type=int, default=10, metavar="N", help="newest N pipeline runs")
+
+    def handler(args: argparse.Namespace) -> int:
+        from pipeline.compare import compare_cli
+
+        return compare_cli(args)
+
+    p.set_defaults(handler=handler)
+
+
+REGISTRARS = [register_run, register_serve, register_sweep, register_compare]

@@ -69,7 +69,7 @@ def log_prepared_input(ctx: StageContext, prepared_dir: Path, prepared: object) 
     ctx.run.log_dataset(
         prepared.x_train,  # type: ignore[attr-defined]
         prepared.labels,  # type: ignore[attr-defined]
-        name=f"{ctx.params.data.source}-train",
+        name=f"{ctx.params.data.source}-{meta.get('noise_type')}-{meta.get('noise_rate')}",
         source=str(prepared_dir),
         digest=tracking.dvc_hash(prepared_dir),
         context="training",
@@ -78,4 +78,26 @@ def log_prepared_input(ctx: StageContext, prepared_dir: Path, prepared: object) 
             "noise_rate": meta.get("noise_rate"),
             "realised_noise_rate": meta.get("realised_noise_rate"),
         },
+    )
+
+
+def log_ensemble(ctx: StageContext, nets: list, prepared: object, checkpoint: Path) -> None:
+    """Log both networks as one `Ensemble` model and register it as the `candidate` version."""
+    from noisyflow.data import to_tensor
+    from noisyflow.models import Ensemble
+
+    example = to_tensor(prepared.x_test[:4])  # type: ignore[attr-defined]
+    ctx.run.log_model(
+        Ensemble(nets),
+        example,
+        checkpoint=checkpoint,
+        registered_model=ctx.params.tracking.registered_model,
+    )
+
+
+def log_evaluation(ctx: StageContext, metrics: dict[str, float], checkpoint: Path) -> None:
+    """Copy headline metrics to the pipeline's parent run; promote the model if it is as good."""
+    ctx.run.log_summary(metrics)
+    ctx.run.promote(
+        checkpoint, metrics["test_accuracy"], registered_model=ctx.params.tracking.registered_model
     )

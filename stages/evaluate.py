@@ -9,7 +9,7 @@ from noisyflow import recipes
 from noisyflow.artifacts import load_label_issues, load_prepared, save_confusion_csv
 from noisyflow.io import atomic_outputs, load_checkpoint, write_json
 from noisyflow.plots import save_confusion_png
-from stages.common import entrypoint, log_prepared_input, parser, stage
+from stages.common import entrypoint, log_evaluation, log_prepared_input, parser, stage
 
 PATHS = {
     "prepared": "data/prepared",
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
         ctx.run.log_metrics(result.metrics)
         ctx.run.log_outputs(list(outs))
+        log_evaluation(ctx, result.metrics, args.model)
         print("evaluate: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
 
 

@@ -7,7 +7,7 @@ from noisyflow import recipes
 from noisyflow.artifacts import load_division, load_prepared, save_division, save_history_csv
 from noisyflow.io import atomic_outputs, load_checkpoint, save_checkpoint, write_json
 from noisyflow.plots import save_training_curves
-from stages.common import entrypoint, log_prepared_input, parser, stage
+from stages.common import entrypoint, log_ensemble, log_prepared_input, parser, stage
 
 PATHS = {
     "prepared": "data/prepared",
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
             save_history_csv(plot, history)
             save_training_curves(curves, history, CURVES)
         ctx.run.log_outputs(list(outs))
+        log_ensemble(ctx, nets, prepared, args.model)
         print(
             f"train: {len(history)} epochs, test accuracy {last.get('test_accuracy', float('nan')):.4f}"
         )

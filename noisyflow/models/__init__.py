@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from noisyflow.errors import ParamsError
+from noisyflow.models.ensemble import Ensemble
 from noisyflow.models.preact_resnet import PreActResNet18
 from noisyflow.models.small_cnn import SmallCNN
 
@@ -38,4 +39,4 @@ def create_model(config: ModelConfig) -> nn.Module:
     return MODELS[config.arch](config)
 
 
-__all__ = ["MODELS", "ModelConfig", "PreActResNet18", "SmallCNN", "create_model"]
+__all__ = ["MODELS", "Ensemble", "ModelConfig", "PreActResNet18", "SmallCNN", "create_model"]
