@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -200,17 +200,20 @@ def main() -> None:
     jobs = [(s, seed, m, extra) for s in args.settings for seed in args.seeds for m in args.methods]
     jobs.sort(key=lambda j: COST[j[2]], reverse=True)  # longest first keeps a process pool busy
     start = time.perf_counter()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            rows = list(pool.map(run_one, jobs))
-    else:
-        rows = [run_one(j) for j in jobs]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    partial = args.out.with_suffix(".jsonl")  # one line per finished run, survives a kill
+    partial.write_text("")
+    rows = []
+    with ProcessPoolExecutor(max(args.jobs, 1)) as pool:
+        for future in as_completed([pool.submit(run_one, j) for j in jobs]):
+            rows.append(future.result())
+            with open(partial, "a") as fh:
+                fh.write(json.dumps(rows[-1]) + "\n")
     table = summarise(rows, args.settings, args.methods)
     print(table)
     print(
         f"\n{len(jobs)} runs in {time.perf_counter() - start:.0f} s (jobs={args.jobs}); overrides: {extra}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
