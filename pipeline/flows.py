@@ -191,5 +191,7 @@ def serve_cli(args: argparse.Namespace) -> int:
 def sweep_cli(args: argparse.Namespace) -> int:
     """`noisyflow sweep`: one experiment per combination of the --set values."""
     param_sets = parse_sweep(args.set)
+    for overrides in param_sets:
+        validate_overrides(Path(args.project_dir), overrides)
     state = sweep(param_sets=param_sets, project_dir=args.project_dir, return_state=True)
     return 0 if state.is_completed() else 1

@@ -1,0 +1,45 @@
+"""The `noisyflow run|serve|sweep` subcommands: parsing, and bad input failing before Prefect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import build_parser, main
+from tests.helpers import write_params
+
+
+def test_serve_takes_one_schedule() -> None:
+    args = build_parser().parse_args(["serve", "--cron", "0 2 * * *", "--name", "nightly"])
+    assert (args.cron, args.interval, args.name) == ("0 2 * * *", None, "nightly")
+    assert build_parser().parse_args(["serve", "--interval", "3600"]).interval == 3600.0
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--cron", "0 2 * * *", "--interval", "60"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve"])
+
+
+def test_sweep_collects_sets() -> None:
+    args = build_parser().parse_args(
+        ["sweep", "--set", "data.noise.rate=0.2,0.4", "--set", "method.correction=prototype,none"]
+    )
+    assert args.set == ["data.noise.rate=0.2,0.4", "method.correction=prototype,none"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "-S", "train.epochz=1"],
+        ["serve", "--cron", "0 2 * * *", "-S", "train.epochz=1"],
+        ["sweep", "--set", "train.epochz=1,2"],
+    ],
+)
+def test_bad_key_exits_2_before_any_flow(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    write_params(tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert "unknown key 'train.epochz'" in capsys.readouterr().err
+    assert not (tmp_path / ".dvc").exists()  # nothing ran, no lock taken
