@@ -26,16 +26,25 @@ import numpy as np
 SETTINGS = {
     "sym-40": {"data.noise.type": "symmetric", "data.noise.rate": 0.4},
     "sym-60": {"data.noise.type": "symmetric", "data.noise.rate": 0.6},
-    "asym-40": {"data.noise.type": "asymmetric", "data.noise.rate": 0.4},
+    # DivideMix's own asymmetric recipe (paper Table 7, issues #15/#26): confidence penalty in
+    # warm-up, lambda_u = 0; plus a shorter warm-up so the flipped pairs are not memorised.
+    "asym-40": {
+        "data.noise.type": "asymmetric",
+        "data.noise.rate": 0.4,
+        "warmup.penalty": 1.0,
+        "warmup.epochs": 5,
+        "train.lambda_u": 0.0,
+    },
 }
+BASELINE_EPOCHS = 40  # CE-trained baselines: the default warmup.epochs + train.epochs
 METHODS = ("clean", "ce", "cleanlab", "oracle", "noisyflow")
 REPO = Path(__file__).resolve().parents[1]
 COST = {"noisyflow": 10, "cleanlab": 6, "clean": 1, "ce": 1, "oracle": 1}  # relative run time
 
 
-def run_one(job: tuple[str, int, str, dict]) -> dict:
-    """One (setting, seed, method) cell; runs in a worker process."""
-    setting, seed, method, extra = job
+def run_one(job: tuple[str, int, str, dict, str]) -> dict:
+    """One (setting, seed, method, overrides, label) cell; runs in a worker process."""
+    setting, seed, method, extra, label = job
     import torch
 
     torch.set_num_threads(int(os.environ.get("NOISYFLOW_THREADS", "1")))
@@ -48,14 +57,14 @@ def run_one(job: tuple[str, int, str, dict]) -> dict:
     prepared = recipes.prepare(params.data)
     start = time.perf_counter()
     result = METHOD_FNS[method](params, prepared, device)
-    result.update(setting=setting, seed=seed, method=method, wall_s=time.perf_counter() - start)
+    result.update(setting=setting, seed=seed, method=label, wall_s=time.perf_counter() - start)
     return result
 
 
 def _fit_kwargs(params, device) -> dict:
     w = params.warmup
     return {
-        "epochs": w.epochs + params.train.epochs,
+        "epochs": BASELINE_EPOCHS,
         "lr": w.lr,
         "batch_size": w.batch_size,
         "weight_decay": w.weight_decay,
@@ -176,6 +185,15 @@ def summarise(rows: list[dict], settings: list[str], methods: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """KEY=VALUE strings -> dict, values parsed as JSON where they look like numbers/lists."""
+    out = {}
+    for pair in pairs:
+        key, value = pair.split("=", 1)
+        out[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -191,13 +209,27 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="params override for every run, e.g. --set train.epochs=20",
     )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="extra configurations to compare, e.g. short:warmup.epochs=5",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "digits.json")
     args = ap.parse_args()
-    extra = {
-        k: json.loads(v) if v[:1] in "0123456789-[{tf" else v
-        for k, v in (s.split("=", 1) for s in args.set)
-    }
-    jobs = [(s, seed, m, extra) for s in args.settings for seed in args.seeds for m in args.methods]
+    extra = _overrides(args.set)
+    variants = {"": {}} if not args.variant else {}
+    for spec in args.variant:
+        name, _, sets = spec.partition(":")
+        variants[name] = _overrides(sets.split(",") if sets else [])
+    jobs = [
+        (s, seed, m, {**extra, **v}, f"{m}[{name}]" if name else m)
+        for s in args.settings
+        for seed in args.seeds
+        for m in args.methods
+        for name, v in variants.items()
+    ]
     jobs.sort(key=lambda j: COST[j[2]], reverse=True)  # longest first keeps a process pool busy
     start = time.perf_counter()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +241,8 @@ def main() -> None:
             rows.append(future.result())
             with open(partial, "a") as fh:
                 fh.write(json.dumps(rows[-1]) + "\n")
-    table = summarise(rows, args.settings, args.methods)
+    labels = list(dict.fromkeys(j[4] for j in sorted(jobs, key=lambda j: args.methods.index(j[2]))))
+    table = summarise(rows, args.settings, labels)
     print(table)
     print(
         f"\n{len(jobs)} runs in {time.perf_counter() - start:.0f} s (jobs={args.jobs}); overrides: {extra}"

@@ -110,7 +110,7 @@ class OptimParams:
 @dataclass(frozen=True)
 class WarmupParams(OptimParams):
     epochs: int = 10
-    penalty: float = 1.0  # weight of the negative-entropy penalty; 0 disables it
+    penalty: float = 0.0  # negative-entropy penalty weight; 0 disables it (DivideMix: 1 for asym)
 
 
 @dataclass(frozen=True)
