@@ -313,3 +313,24 @@ def run_served(url: str) -> Any:
     dep = wait_until(deployment, 120, f"the served deployment on {url}")
     assert [s.schedule.cron for s in dep.schedules] == ["0 2 * * *"]
     return run_deployment("noisyflow-pipeline/itest", timeout=480, poll_interval=2)
+
+
+def test_cli_run_on_an_up_to_date_workspace_runs_nothing(
+    workspace: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    from pipeline.cli import main
+
+    monkeypatch.chdir(workspace["project"])
+    lock_before = (workspace["project"] / "dvc.lock").read_text()
+    assert main(["run"]) == 0
+    assert "flow run Completed" in capsys.readouterr().out
+    with get_client(sync_client=True) as client:
+        latest = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[REPORT_KEY])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )[0]
+    assert "MLflow parent run: none" in latest.data  # DVC skipped every stage
+    assert (workspace["project"] / "dvc.lock").read_text() == lock_before
