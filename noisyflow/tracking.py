@@ -325,7 +325,7 @@ def stage_run(
     mlflow.set_tracking_uri(uri)
     try:
         client = mlflow.MlflowClient()
-        exp_id = _experiment_id(client, experiment)
+        exp_id = _experiment_id(client, experiment, _artifact_location(uri, root, experiment))
         key = group_key()
         tags = _common_tags(stage, Path.cwd(), params_file, key)
         parent_id = _open_parent(client, exp_id, key, tags, params)
@@ -347,12 +347,23 @@ def stage_run(
         client.set_terminated(parent_id, status=status)
 
 
-def _experiment_id(client: Any, name: str) -> str:
+def _artifact_location(uri: str, root: Path, experiment: str) -> str | None:
+    """<root>/mlruns/<experiment> for a local store; None (the server decides) otherwise.
+
+    MLflow's default is ./mlruns under the *current* directory, which for `dvc exp run --temp`
+    is a temporary copy that DVC deletes afterwards, taking the artifacts with it.
+    """
+    return (
+        None if uri.startswith(("http://", "https://")) else (root / "mlruns" / experiment).as_uri()
+    )
+
+
+def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=artifact_location)
     except Exception:  # created concurrently by another stage process
         return client.get_experiment_by_name(name).experiment_id
 

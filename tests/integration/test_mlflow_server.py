@@ -227,3 +227,6 @@ def test_exp_run_temp_logs_into_the_workspace_store(pipeline):
     assert "dvc.outs.models/train.pt" in outs and not any(".dvc" in k for k in outs)
     assert client.get_model_version_by_alias(MODEL, "candidate").version in (1, "1")
     assert not list(Path(project, ".dvc", "tmp").rglob("mlflow.db"))
+    train = next(c for c in children if c.data.tags["stage"] == "train")
+    assert "outputs/plots/train.csv" in artifact_paths(client, train.info.run_id)
+    assert train.info.artifact_uri.startswith((project / "mlruns").as_uri())
