@@ -16,6 +16,7 @@ from noisyflow import tracking
 from noisyflow.config import Params, flatten, load_params, to_dict
 from noisyflow.engine import configure_threads, resolve_device, seed_everything
 from noisyflow.errors import NoisyflowError
+from noisyflow.recipes import Prepared
 
 
 @dataclass
@@ -63,12 +64,12 @@ def entrypoint(main: Callable[[list[str] | None], None]) -> Callable[[list[str] 
     return run
 
 
-def log_prepared_input(ctx: StageContext, prepared_dir: Path, prepared: object) -> None:
+def log_prepared_input(ctx: StageContext, prepared_dir: Path, prepared: Prepared) -> None:
     """Record the prepared data (content digest = its DVC hash) as this run's training input."""
-    meta = prepared.meta  # type: ignore[attr-defined]
+    meta = prepared.meta
     ctx.run.log_dataset(
-        prepared.x_train,  # type: ignore[attr-defined]
-        prepared.labels,  # type: ignore[attr-defined]
+        prepared.x_train,
+        prepared.labels,
         name=f"{ctx.params.data.source}-{meta.get('noise_type')}-{meta.get('noise_rate')}",
         source=str(prepared_dir),
         digest=tracking.dvc_hash(prepared_dir),
@@ -81,12 +82,14 @@ def log_prepared_input(ctx: StageContext, prepared_dir: Path, prepared: object) 
     )
 
 
-def log_ensemble(ctx: StageContext, nets: list, prepared: object, checkpoint: Path) -> None:
+def log_ensemble(
+    ctx: StageContext, nets: list[torch.nn.Module], prepared: Prepared, checkpoint: Path
+) -> None:
     """Log both networks as one `Ensemble` model and register it as the `candidate` version."""
     from noisyflow.data import to_tensor
     from noisyflow.models import Ensemble
 
-    example = to_tensor(prepared.x_test[:4])  # type: ignore[attr-defined]
+    example = to_tensor(prepared.x_test[:4])
     ctx.run.log_model(
         Ensemble(nets),
         example,
