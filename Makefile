@@ -10,10 +10,10 @@ TORCH_PIN := torch==2.13.0
 
 install: $(VENV)/.installed
 
+# The CPU build of torch first; pyproject's open range (torch>=2.4) then installs nothing more.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The CPU build of torch first; pyproject's open range (torch>=2.4) then installs nothing more.
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $@
