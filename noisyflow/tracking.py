@@ -20,15 +20,11 @@ when its test accuracy >= the champion's (see docs/mlflow.md).
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
-import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,8 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from noisyflow.errors import TrackingError
+from noisyflow.lineage import (  # re-exported: stages and tests use tracking.<name>
+    GROUP_ENV as GROUP_ENV,
+)
+from noisyflow.lineage import (
+    dvc_hash,
+    git_info,
+    group_key,
+    params_hash,
+)
 
-GROUP_ENV = "NOISYFLOW_RUN_GROUP"
 GROUP_TAG = "noisyflow.group"
 STAGE_TAG = "stage"
 KIND_TAG = "noisyflow.kind"
@@ -84,71 +88,6 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
             f"MLflow tracking server {uri} is not reachable ({exc}); start it or unset "
             "MLFLOW_TRACKING_URI to use the local store"
         ) from exc
-
-
-def group_key() -> str:
-    """The key shared by all stage processes of one pipeline run (see module docstring)."""
-    if os.environ.get(GROUP_ENV):
-        return os.environ[GROUP_ENV]
-    try:
-        import psutil
-
-        for proc in psutil.Process().parents():
-            cmd = proc.cmdline()
-            if any(Path(part).name == "dvc" for part in cmd[:2]) or (
-                len(cmd) > 2 and cmd[1:3] == ["-m", "dvc"]
-            ):
-                started = int(proc.create_time() * 1000)
-                exp = os.environ.get("DVC_EXP_NAME", "")  # one queue worker runs several
-                return f"dvc-{socket.gethostname()}-{proc.pid}-{started}{exp}"
-    except Exception:  # psutil missing or a process vanished: fall through to a fresh key
-        pass
-    return f"solo-{uuid.uuid4().hex[:12]}"
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def dvc_hash(path: str | Path) -> str:
-    """md5 as DVC 3 records it in dvc.lock: plain md5 for files, '<md5>.dir' for directories."""
-    path = Path(path)
-    if path.is_file():
-        return file_md5(path)
-    entries = sorted(
-        (
-            {"md5": file_md5(p), "relpath": p.relative_to(path).as_posix()}
-            for p in path.rglob("*")
-            if p.is_file()
-        ),
-        key=lambda e: e["relpath"],
-    )
-    listing = json.dumps(entries, sort_keys=True).encode()
-    return hashlib.md5(listing).hexdigest() + ".dir"
-
-
-def git_info(root: Path) -> dict[str, str]:
-    """Commit and dirty flag of the work tree (empty when not a git checkout)."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (subprocess.SubprocessError, OSError):
-        return {}
-    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
-
-
-def params_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
 
 
 class StageRun:
