@@ -21,6 +21,14 @@ def register_run(sub: argparse._SubParsersAction) -> None:
         help="override a params.yaml key for this run (like dvc exp run -S)",
     )
     p.add_argument("--experiment", "-n", default=None, help="name of the DVC experiment to save")
+    p.add_argument("--project-dir", default=".", help="the DVC workspace to run in")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="retries of a stage that failed for a passing reason (default 2)",
+    )
+    p.add_argument("--retry-delay", type=float, default=None, help="seconds between retries")
 
     def handler(args: argparse.Namespace) -> int:
         from pipeline.flows import run_pipeline_cli

@@ -163,10 +163,17 @@ def sweep(
 
 
 def run_pipeline_cli(args: argparse.Namespace) -> int:
-    """`noisyflow run`: the flow once, on the cwd workspace; exit 1 unless it completed."""
+    """`noisyflow run`: the flow once on a workspace; exit 1 unless it completed."""
     overrides = parse_assignments(args.set_param)
-    validate_overrides(Path("."), overrides)
-    state = pipeline(overrides=overrides, experiment=args.experiment, return_state=True)
+    validate_overrides(Path(args.project_dir), overrides)
+    state = pipeline(
+        project_dir=str(Path(args.project_dir).resolve()),
+        overrides=overrides,
+        experiment=args.experiment,
+        retries=args.retries,
+        retry_delay_seconds=args.retry_delay,
+        return_state=True,
+    )
     print(f"flow run {state.name}: {state.message or ''}".rstrip(": "))
     return 0 if state.is_completed() else 1
 

@@ -20,6 +20,20 @@ def test_serve_takes_one_schedule() -> None:
         build_parser().parse_args(["serve"])
 
 
+def test_run_takes_workspace_and_retry_options() -> None:
+    args = build_parser().parse_args(
+        ["run", "--project-dir", "ws", "--retries", "0", "--retry-delay", "1.5", "-S", "seed=1"]
+    )
+    assert (args.project_dir, args.retries, args.retry_delay) == ("ws", 0, 1.5)
+    assert args.set_param == ["seed=1"]
+
+
+def test_run_bad_key_names_the_workspace_params(tmp_path: Path, capsys) -> None:
+    write_params(tmp_path / "params.yaml")
+    assert main(["run", "--project-dir", str(tmp_path), "-S", "train.epochz=1"]) == 2
+    assert "unknown key 'train.epochz'" in capsys.readouterr().err
+
+
 def test_sweep_collects_sets() -> None:
     args = build_parser().parse_args(
         ["sweep", "--set", "data.noise.rate=0.2,0.4", "--set", "method.correction=prototype,none"]
