@@ -29,35 +29,18 @@ def main() -> None:
     params = with_overrides(load_params(REPO / "params.yaml"), over)
     device = torch.device(args.device)
     prepared = recipes.prepare(params.data)
-    t0 = time.perf_counter()
-    _, nets, _ = recipes.warmup(params, prepared, device)
-    t1 = time.perf_counter()
-    first = recipes.divide(nets, prepared, params.codivide, params.seed, device)
-    nets, final, _ = recipes.train(params, prepared, nets, first, device)
-    t2 = time.perf_counter()
-    corr = recipes.correct(
-        params.correct,
-        prepared,
-        nets,
-        final,
-        params.codivide.p_threshold,
-        use_prototypes=True,
-        seed=params.seed,
-        device=device,
+    marks = {"start": time.perf_counter()}
+    result = recipes.run_pipeline(
+        params, prepared, device, on_phase=lambda name: marks.setdefault(name, time.perf_counter())
     )
-    metrics = recipes.evaluate(prepared, nets, corr, device).metrics
-    print(
-        json.dumps(
-            {
-                "device": str(device),
-                "torch": torch.__version__,
-                "warmup_s_per_epoch": (t1 - t0) / max(params.warmup.epochs, 1),
-                "train_s_per_epoch": (t2 - t1) / max(params.train.epochs, 1),
-                **{k: round(v, 4) for k, v in metrics.items()},
-            },
-            indent=1,
-        )
-    )
+    report = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "warmup_s_per_epoch": (marks["warmup"] - marks["start"]) / max(params.warmup.epochs, 1),
+        "train_s_per_epoch": (marks["train"] - marks["warmup"]) / max(params.train.epochs, 1),
+        **{k: round(v, 4) for k, v in result.evaluation.metrics.items()},
+    }
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -136,20 +136,7 @@ def method_cleanlab(params, prepared, device) -> dict:
 def method_noisyflow(params, prepared, device) -> dict:
     from noisyflow import recipes
 
-    _, nets, _ = recipes.warmup(params, prepared, device)
-    first = recipes.divide(nets, prepared, params.codivide, params.seed, device)
-    nets, final, _ = recipes.train(params, prepared, nets, first, device)
-    corr = recipes.correct(
-        params.correct,
-        prepared,
-        nets,
-        final,
-        params.codivide.p_threshold,
-        use_prototypes=params.method.correction == "prototype",
-        seed=params.seed,
-        device=device,
-    )
-    metrics = recipes.evaluate(prepared, nets, corr, device).metrics
+    metrics = recipes.run_pipeline(params, prepared, device).evaluation.metrics
     keys = ("test_accuracy", "detection_f1", "detection_auroc", "correction_accuracy")
     return {k: metrics[k] for k in keys}
 

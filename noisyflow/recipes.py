@@ -362,3 +362,43 @@ def evaluate(
             metrics["given_label_accuracy"] = accuracy(prepared.labels, prepared.true_labels)
     cm = confusion_matrix(prepared.y_test, pred, prepared.num_classes)
     return Evaluation(metrics, cm, per_class_accuracy(cm), pred)
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    nets: list[nn.Module]
+    division: Division
+    correction: Correction
+    evaluation: Evaluation
+    history: list[dict[str, float]]
+
+
+def run_pipeline(
+    params: Params,
+    prepared: Prepared,
+    device: torch.device,
+    on_phase: Callable[[str], None] | None = None,
+) -> PipelineResult:
+    """warmup -> codivide -> train -> correct -> evaluate in one process (benchmarks, tests).
+
+    The DVC stages run the same functions one process each; `on_phase(name)` is called after
+    each phase (timing hooks).
+    """
+    mark = on_phase or (lambda name: None)
+    _, nets, _ = warmup(params, prepared, device)
+    mark("warmup")
+    first = divide(nets, prepared, params.codivide, params.seed, device)
+    nets, final, history = train(params, prepared, nets, first, device)
+    mark("train")
+    corr = correct(
+        params.correct,
+        prepared,
+        nets,
+        final,
+        params.codivide.p_threshold,
+        use_prototypes=params.method.correction == "prototype",
+        seed=params.seed,
+        device=device,
+    )
+    mark("correct")
+    return PipelineResult(nets, final, corr, evaluate(prepared, nets, corr, device), history)
