@@ -70,6 +70,8 @@ def prepare(params: DataParams) -> Prepared:
         pairs=noise.pairs,
     )
     mask = labels != true
+    # Truth is known when the source is curated or when we injected the noise ourselves.
+    truth_known = source.labels_are_clean or noise.type != "none"
     meta = {
         "classes": list(source.classes),
         "num_classes": source.num_classes,
@@ -79,8 +81,11 @@ def prepare(params: DataParams) -> Prepared:
         "train_class_counts": np.bincount(labels, minlength=source.num_classes).tolist(),
         "noise_type": noise.type,
         "noise_rate": noise.rate,
-        "realised_noise_rate": float(mask.mean()),
-        "transition_matrix": transition_matrix(true, labels, source.num_classes).round(4).tolist(),
+        "truth_known": truth_known,
+        "realised_noise_rate": float(mask.mean()) if truth_known else None,
+        "transition_matrix": transition_matrix(true, labels, source.num_classes).round(4).tolist()
+        if truth_known
+        else None,
     }
     return Prepared(
         source.images[train_idx],
@@ -88,8 +93,8 @@ def prepare(params: DataParams) -> Prepared:
         source.images[test_idx],
         source.labels[test_idx],
         source.classes,
-        true,
-        mask,
+        true if truth_known else None,
+        mask if truth_known else None,
         train_idx,
         meta,
     )

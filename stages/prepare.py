@@ -11,7 +11,7 @@ from stages.common import entrypoint, log_prepared_input, parser, stage
 @entrypoint
 def main(argv: list[str] | None = None) -> None:
     args = parser("prepare", {"out": "data/prepared"}).parse_args(argv)
-    with stage("prepare", args.params, ("seed", "data")) as ctx:
+    with stage("prepare", args.params, ("data",)) as ctx:
         prepared = recipes.prepare(ctx.params.data)
         with atomic_outputs(args.out) as (out,):
             save_prepared(out, prepared)
@@ -25,9 +25,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         log_prepared_input(ctx, args.out, prepared)
         ctx.run.log_outputs([args.out])
+        rate = meta["realised_noise_rate"]
+        noise = f"realised noise {rate:.3f}" if rate is not None else "true labels unknown"
         print(
-            f"prepare: {meta['num_train']} train / {meta['num_test']} test, "
-            f"realised noise {meta['realised_noise_rate']:.3f} -> {args.out}"
+            f"prepare: {meta['num_train']} train / {meta['num_test']} test, {noise} -> {args.out}"
         )
 
 

@@ -18,11 +18,16 @@ from noisyflow.io import load_npz
 
 @dataclass(frozen=True)
 class LabeledImages:
-    """images: (N, H, W, C) uint8; labels: (N,) int64 in 0..K-1; classes: K names."""
+    """images: (N, H, W, C) uint8; labels: (N,) int64 in 0..K-1; classes: K names.
+
+    labels_are_clean: the source's labels are known to be correct (a curated benchmark), so
+    they can score detection and correction; a user's own labels are not assumed to be.
+    """
 
     images: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
+    labels_are_clean: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -36,7 +41,7 @@ def load_digits_source(path: str | None = None) -> LabeledImages:
     digits = load_digits()
     images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     classes = tuple(str(c) for c in digits.target_names)
-    return LabeledImages(images, digits.target.astype(np.int64), classes)
+    return LabeledImages(images, digits.target.astype(np.int64), classes, labels_are_clean=True)
 
 
 def load_npz_source(path: str | None) -> LabeledImages:

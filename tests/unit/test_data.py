@@ -63,3 +63,17 @@ def test_augment_shifts_within_bounds_and_is_seeded():
     assert set(a.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
     same = augment_batch(x, shift=0, hflip=False, generator=torch.Generator())
     assert torch.equal(same, x)
+
+
+def test_user_labels_without_injected_noise_have_no_truth(tmp_path):
+    from noisyflow import recipes
+    from noisyflow.config import DataParams, NoiseParams
+
+    x = np.zeros((40, 4, 4, 1), np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(40) % 2)
+    path = str(tmp_path / "d.npz")
+    plain = recipes.prepare(DataParams("npz", path, 10, 0, NoiseParams(type="none")))
+    assert plain.true_labels is None and plain.noise_mask is None
+    assert plain.meta["truth_known"] is False and plain.meta["realised_noise_rate"] is None
+    noisy = recipes.prepare(DataParams("npz", path, 10, 0, NoiseParams(type="symmetric", rate=0.5)))
+    assert noisy.noise_mask.mean() == 0.5 and noisy.meta["truth_known"] is True
