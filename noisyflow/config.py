@@ -147,10 +147,13 @@ class CorrectParams:
     max_similarity: float = 0.95  # prototypes must be less similar than this to denser ones
     prototype_temperature: float = 0.1  # softmax temperature over prototype similarities
     prototype_weight: float = 0.5  # share of the prototype vote vs the networks' prediction
+    clean_margin: float = 0.05  # bonus of the given label, times its clean probability
 
     def __post_init__(self) -> None:
         _check_range("correct.density_quantile", self.density_quantile, 0.0, 1.0)
         _check_range("correct.prototype_weight", self.prototype_weight, 0.0, 1.0)
+        if self.clean_margin < 0:
+            raise ParamsError(f"correct.clean_margin: must be >= 0, got {self.clean_margin}")
 
 
 @dataclass(frozen=True)

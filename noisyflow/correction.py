@@ -102,13 +102,19 @@ def correct_labels(
     *,
     prototype_weight: float = 0.5,
     prototype_temperature: float = 0.1,
+    clean_margin: float = 0.05,
 ) -> Correction:
     """Combine the evidence into one decision per sample.
 
     prediction p = (1 - beta) * net_probs + beta * softmax(sigma / tau) (beta = prototype_weight);
-    q = w * onehot(given) + (1 - w) * p with w the clean probability. corrected = argmax q;
-    label_quality = q[given] in [0, 1]; is_label_issue = corrected != given.
+    q = p + clean_margin * w * onehot(given), w the clean probability; corrected = argmax q;
+    label_quality = q[given] / sum(q) in [0, 1]; is_label_issue = corrected != given.
     Without prototypes (proto_sim None) p = net_probs.
+
+    The clean probability already shaped training (co-refinement); here it only breaks near
+    ties in favour of the given label. Letting it dominate (q = w*y + (1-w)*p) keeps labels the
+    GMM wrongly calls clean: under asymmetric noise the networks learn the 60/40 pair mix, so
+    flipped samples get moderate losses and w ~ 1 although the prediction disagrees.
     """
     num_classes = net_probs.shape[1]
     pred = net_probs
@@ -118,11 +124,11 @@ def correct_labels(
         pred = (1 - prototype_weight) * net_probs + prototype_weight * proto_probs
         proto_label = proto_sim.argmax(axis=1)
     w = np.asarray(clean_prob)[:, None]
-    q = w * np.eye(num_classes)[labels] + (1 - w) * pred
+    q = pred + clean_margin * w * np.eye(num_classes)[labels]
     corrected = q.argmax(axis=1)
     return Correction(
         corrected_label=corrected,
-        label_quality=q[np.arange(len(labels)), labels],
+        label_quality=q[np.arange(len(labels)), labels] / q.sum(axis=1),
         is_label_issue=corrected != labels,
         prototype_label=proto_label,
     )

@@ -333,6 +333,7 @@ def correct(
         clean_prob,
         prototype_weight=params.prototype_weight,
         prototype_temperature=params.prototype_temperature,
+        clean_margin=params.clean_margin,
     )
 
 

@@ -55,15 +55,25 @@ def test_prototype_similarity_recovers_true_cluster_of_mislabelled_points():
     assert (sim.argmax(1).numpy() == true).mean() > 0.95
 
 
-def test_correct_labels_combines_clean_prob_and_prediction():
-    labels = np.array([0, 0, 1])
-    probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5]])
-    clean = np.array([0.9, 0.05, 0.9])
-    out = correct_labels(labels, probs, None, clean)
-    assert out.corrected_label.tolist() == [0, 1, 1]
-    assert out.is_label_issue.tolist() == [False, True, False]
+def test_clean_probability_breaks_near_ties_only():
+    labels = np.array([0, 0, 0, 1])
+    probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.48, 0.52], [0.5, 0.5]])
+    clean = np.array([0.9, 1.0, 1.0, 0.0])
+    out = correct_labels(labels, probs, None, clean, clean_margin=0.05)
+    # a clear disagreement is flagged even when the GMM calls the sample clean (row 1);
+    # a near tie keeps the given label when it is probably clean (row 2)
+    assert out.corrected_label.tolist() == [0, 1, 0, 0]
+    assert out.is_label_issue.tolist() == [False, True, False, True]
     assert ((out.label_quality >= 0) & (out.label_quality <= 1)).all()
     assert out.label_quality[1] < 0.5 < out.label_quality[0]
+
+
+def test_large_margin_trusts_the_clean_probability():
+    labels, probs = np.array([0]), np.array([[0.2, 0.8]])
+    assert not correct_labels(labels, probs, None, np.array([1.0]), clean_margin=10).is_label_issue[
+        0
+    ]
+    assert correct_labels(labels, probs, None, np.array([0.0]), clean_margin=10).is_label_issue[0]
 
 
 def test_prototype_vote_can_overrule_a_wrong_network():
