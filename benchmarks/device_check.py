@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from noisyflow import recipes
-from noisyflow.config import load_params, with_overrides
+from noisyflow.config import load_params, parse_assignments, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,8 +25,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    over = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    params = with_overrides(load_params(REPO / "params.yaml"), over)
+    params = with_overrides(load_params(REPO / "params.yaml"), parse_assignments(args.set))
     device = torch.device(args.device)
     prepared = recipes.prepare(params.data)
     marks = {"start": time.perf_counter()}

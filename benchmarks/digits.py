@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyflow.config import parse_assignments
+
 SETTINGS = {
     "sym-40": {"data.noise.type": "symmetric", "data.noise.rate": 0.4},
     "sym-60": {"data.noise.type": "symmetric", "data.noise.rate": 0.6},
@@ -172,15 +174,6 @@ def summarise(rows: list[dict], settings: list[str], methods: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _overrides(pairs: list[str]) -> dict:
-    """KEY=VALUE strings -> dict, values parsed as JSON where they look like numbers/lists."""
-    out = {}
-    for pair in pairs:
-        key, value = pair.split("=", 1)
-        out[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -205,11 +198,11 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "digits.json")
     args = ap.parse_args()
-    extra = _overrides(args.set)
+    extra = parse_assignments(args.set)
     variants = {"": {}} if not args.variant else {}
     for spec in args.variant:
         name, _, sets = spec.partition(":")
-        variants[name] = _overrides(sets.split(",") if sets else [])
+        variants[name] = parse_assignments(sets.split(",") if sets else [])
     jobs = [
         (s, seed, m, {**extra, **v}, f"{m}[{name}]" if name else m)
         for s in args.settings

@@ -201,12 +201,27 @@ def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
     """Return params with dotted-key overrides applied, e.g. {"train.epochs": 3}."""
     tree = to_dict(params)
     for key, value in overrides.items():
-        node = tree
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        set_dotted(tree, key, value)
     return parse_params(tree)
+
+
+def set_dotted(tree: Any, key: str, value: Any) -> None:
+    """tree["a"]["b"] = value for key "a.b", creating missing sections (any mapping type)."""
+    *parents, leaf = key.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """['a.b=0.2', 'c=none'] -> {'a.b': 0.2, 'c': 'none'}; values are read as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ParamsError(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(text) if text.strip() else ""
+    return out
 
 
 def to_dict(params: Any) -> dict[str, Any]:

@@ -200,9 +200,14 @@ def divide(
     seed: int,
     device: torch.device,
 ) -> Division:
+    """Co-divide the prepared training set with both networks."""
+    return _divide(nets, _train_set(prepared, device), params, seed)
+
+
+def _divide(nets: list[nn.Module], data: TrainSet, params: CodivideParams, seed: int) -> Division:
     probs, losses = codivide(
         nets,
-        _train_set(prepared, device),
+        data,
         max_iter=params.gmm_max_iter,
         tol=params.gmm_tol,
         reg_covar=params.gmm_reg_covar,
@@ -259,7 +264,7 @@ def train(
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         if epoch > 0:
-            state["division"] = divide(nets, prepared, cd, params.seed + epoch, device)
+            state["division"] = _divide(nets, data, cd, params.seed + epoch)
         div = state["division"]
         stats = division_metrics(div, cd.p_threshold, prepared.noise_mask)
         for opt in opts:
@@ -288,7 +293,7 @@ def train(
         return stats
 
     history = run_epochs(cfg.epochs, epoch_fn, desc="train", on_epoch_end=on_epoch_end)
-    final = divide(nets, prepared, cd, params.seed + cfg.epochs, device)
+    final = _divide(nets, data, cd, params.seed + cfg.epochs)
     return nets, final, history
 
 

@@ -17,7 +17,14 @@ from typing import Any
 
 import yaml
 
-from noisyflow.config import load_params, with_overrides
+from noisyflow.config import (  # parse_assignments re-exported for the CLI
+    load_params,
+    set_dotted,
+    with_overrides,
+)
+from noisyflow.config import (
+    parse_assignments as parse_assignments,
+)
 from noisyflow.errors import ParamsError
 
 LOCK_PATH = ".dvc/tmp/noisyflow.lock"
@@ -66,22 +73,7 @@ def apply_overrides(root: Path, overrides: dict[str, Any]) -> None:
 
     with modify_yaml(Path(root) / "params.yaml") as tree:
         for key, value in overrides.items():
-            node = tree
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node[part]
-            node[leaf] = value
-
-
-def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """['a.b=0.2', 'c=none'] -> {'a.b': 0.2, 'c': 'none'}; values are read as YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ParamsError(f"expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(text) if text.strip() else ""
-    return out
+            set_dotted(tree, key, value)
 
 
 def parse_sweep(items: list[str]) -> list[dict[str, Any]]:

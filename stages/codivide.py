@@ -4,10 +4,10 @@ clean probabilities and the split (each network's split later trains the other).
 from __future__ import annotations
 
 from noisyflow import recipes
-from noisyflow.artifacts import load_prepared, save_division
-from noisyflow.io import atomic_outputs, load_checkpoint, write_json
+from noisyflow.artifacts import save_division
+from noisyflow.io import atomic_outputs, write_json
 from noisyflow.plots import save_clean_prob_histogram
-from stages.common import entrypoint, log_prepared_input, parser, stage
+from stages.common import entrypoint, parser, read_nets, read_prepared, stage
 
 PATHS = {
     "prepared": "data/prepared",
@@ -22,9 +22,8 @@ PATHS = {
 def main(argv: list[str] | None = None) -> None:
     args = parser("codivide", PATHS).parse_args(argv)
     with stage("codivide", args.params, ("seed", "codivide")) as ctx:
-        prepared = load_prepared(args.prepared)
-        log_prepared_input(ctx, args.prepared, prepared)
-        _, nets = recipes.load_nets(load_checkpoint(args.model), ctx.device)
+        prepared = read_prepared(ctx, args.prepared)
+        nets = read_nets(ctx, args.model)
         cd = ctx.params.codivide
         division = recipes.divide(nets, prepared, cd, ctx.params.seed, ctx.device)
         metrics = recipes.division_metrics(division, cd.p_threshold, prepared.noise_mask)

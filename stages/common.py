@@ -12,10 +12,12 @@ from pathlib import Path
 
 import torch
 
-from noisyflow import tracking
+from noisyflow import recipes, tracking
+from noisyflow.artifacts import load_prepared
 from noisyflow.config import Params, flatten, load_params, to_dict
 from noisyflow.engine import configure_threads, resolve_device, seed_everything
 from noisyflow.errors import NoisyflowError
+from noisyflow.io import load_checkpoint
 from noisyflow.recipes import Prepared
 
 
@@ -62,6 +64,18 @@ def entrypoint(main: Callable[[list[str] | None], None]) -> Callable[[list[str] 
             raise SystemExit(2) from None
 
     return run
+
+
+def read_prepared(ctx: StageContext, prepared_dir: Path) -> Prepared:
+    """Load the prepared data and record it as this run's training input."""
+    prepared = load_prepared(prepared_dir)
+    log_prepared_input(ctx, prepared_dir, prepared)
+    return prepared
+
+
+def read_nets(ctx: StageContext, checkpoint: Path) -> list[torch.nn.Module]:
+    """Both networks of a checkpoint, on the stage's device."""
+    return recipes.load_nets(load_checkpoint(checkpoint), ctx.device)[1]
 
 
 def log_prepared_input(ctx: StageContext, prepared_dir: Path, prepared: Prepared) -> None:

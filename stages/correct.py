@@ -4,9 +4,9 @@ prediction and clean probability; writes label_issues.csv (cleanlab's columns)."
 from __future__ import annotations
 
 from noisyflow import recipes
-from noisyflow.artifacts import load_division, load_prepared, save_label_issues
-from noisyflow.io import atomic_outputs, load_checkpoint, write_json
-from stages.common import entrypoint, log_prepared_input, parser, stage
+from noisyflow.artifacts import load_division, save_label_issues
+from noisyflow.io import atomic_outputs, write_json
+from stages.common import entrypoint, parser, read_nets, read_prepared, stage
 
 PATHS = {
     "prepared": "data/prepared",
@@ -21,9 +21,8 @@ PATHS = {
 def main(argv: list[str] | None = None) -> None:
     args = parser("correct", PATHS).parse_args(argv)
     with stage("correct", args.params, ("seed", "method", "codivide", "correct")) as ctx:
-        prepared = load_prepared(args.prepared)
-        log_prepared_input(ctx, args.prepared, prepared)
-        _, nets = recipes.load_nets(load_checkpoint(args.model), ctx.device)
+        prepared = read_prepared(ctx, args.prepared)
+        nets = read_nets(ctx, args.model)
         division = load_division(args.division, len(prepared.labels))
         result = recipes.correct(
             ctx.params.correct,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import csv
 
 from noisyflow import recipes
-from noisyflow.artifacts import load_label_issues, load_prepared, save_confusion_csv
-from noisyflow.io import atomic_outputs, load_checkpoint, write_json
+from noisyflow.artifacts import load_label_issues, save_confusion_csv
+from noisyflow.io import atomic_outputs, write_json
 from noisyflow.plots import save_confusion_png
-from stages.common import entrypoint, log_evaluation, log_prepared_input, parser, stage
+from stages.common import entrypoint, log_evaluation, parser, read_nets, read_prepared, stage
 
 PATHS = {
     "prepared": "data/prepared",
@@ -26,9 +26,8 @@ PATHS = {
 def main(argv: list[str] | None = None) -> None:
     args = parser("evaluate", PATHS).parse_args(argv)
     with stage("evaluate", args.params, ("seed",)) as ctx:
-        prepared = load_prepared(args.prepared)
-        log_prepared_input(ctx, args.prepared, prepared)
-        _, nets = recipes.load_nets(load_checkpoint(args.model), ctx.device)
+        prepared = read_prepared(ctx, args.prepared)
+        nets = read_nets(ctx, args.model)
         issues = load_label_issues(args.issues, len(prepared.labels))
         result = recipes.evaluate(prepared, nets, issues, ctx.device)
         outs = (args.metrics, args.confusion, args.confusion_png, args.per_class)

@@ -4,10 +4,10 @@ fresh co-divide at the start of every epoch after the first."""
 from __future__ import annotations
 
 from noisyflow import recipes
-from noisyflow.artifacts import load_division, load_prepared, save_division, save_history_csv
+from noisyflow.artifacts import load_division, save_division, save_history_csv
 from noisyflow.io import atomic_outputs, load_checkpoint, save_checkpoint, write_json
 from noisyflow.plots import save_training_curves
-from stages.common import entrypoint, log_ensemble, log_prepared_input, parser, stage
+from stages.common import entrypoint, log_ensemble, parser, read_prepared, stage
 
 PATHS = {
     "prepared": "data/prepared",
@@ -26,8 +26,7 @@ CURVES = ["test_accuracy", "loss_net1", "loss_net2", "estimated_noise_rate", "de
 def main(argv: list[str] | None = None) -> None:
     args = parser("train", PATHS).parse_args(argv)
     with stage("train", args.params, ("seed", "model", "augment", "codivide", "train")) as ctx:
-        prepared = load_prepared(args.prepared)
-        log_prepared_input(ctx, args.prepared, prepared)
+        prepared = read_prepared(ctx, args.prepared)
         config, nets = recipes.load_nets(load_checkpoint(args.warmup_model), ctx.device)
         first = load_division(args.division, len(prepared.labels))
         nets, final, history = recipes.train(

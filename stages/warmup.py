@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from noisyflow import recipes
-from noisyflow.artifacts import load_prepared, save_history_csv
+from noisyflow.artifacts import save_history_csv
 from noisyflow.io import atomic_outputs, save_checkpoint, write_json
-from stages.common import entrypoint, log_prepared_input, parser, stage
+from stages.common import entrypoint, parser, read_prepared, stage
 
 PATHS = {
     "prepared": "data/prepared",
@@ -19,8 +19,7 @@ PATHS = {
 def main(argv: list[str] | None = None) -> None:
     args = parser("warmup", PATHS).parse_args(argv)
     with stage("warmup", args.params, ("seed", "model", "augment", "warmup")) as ctx:
-        prepared = load_prepared(args.prepared)
-        log_prepared_input(ctx, args.prepared, prepared)
+        prepared = read_prepared(ctx, args.prepared)
         config, nets, history = recipes.warmup(
             ctx.params,
             prepared,

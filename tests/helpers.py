@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from noisyflow.config import set_dotted
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Small enough that a whole `dvc repro` takes well under a minute on 2 cores.
@@ -31,11 +33,7 @@ def write_params(path: Path, overrides: dict[str, Any] | None = None) -> Path:
     """Copy the repo's params.yaml to `path` with dotted-key overrides applied."""
     tree = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in {**TINY, **(overrides or {})}.items():
-        node = tree
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+        set_dotted(tree, key, value)
     path.write_text(yaml.safe_dump(tree, sort_keys=False))
     return path
 
