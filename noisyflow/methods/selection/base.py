@@ -1,0 +1,69 @@
+"""The selection seam: what every selector receives and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from noisyflow.methods.registry import NoParams, Registry
+from noisyflow.types import Division
+
+SELECTIONS = Registry("selection", section="selection")
+
+
+@dataclass(frozen=True)
+class SelectionInputs:
+    """What the networks say about every training sample; only what `requires` asks is filled.
+
+    labels:   (N,) given labels
+    losses:   (M, N) per-sample loss of the given label (eval mode, un-augmented), or None
+    features: (M, N, D) penultimate features, or None
+    stats:    per-sample statistics recorded during training (e.g. AUM margins), by name
+    epoch:    the training epoch the division is for (schedules such as co-teaching's)
+    """
+
+    labels: np.ndarray
+    num_classes: int
+    losses: np.ndarray | None = None
+    features: np.ndarray | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+
+
+class Selector:
+    """Base class of selection methods (see the registry entries).
+
+    requires:          which SelectionInputs fields `divide` needs ("losses", "features")
+    yields_unlabelled: whether the division can leave samples unlabelled (SSL needs that)
+    per_batch:         whether it (also) selects inside each training step (co-teaching)
+    """
+
+    requires: ClassVar[frozenset[str]] = frozenset()
+    yields_unlabelled: ClassVar[bool] = True
+    per_batch: ClassVar[bool] = False
+
+    def __init__(self, params: Any, *, seed: int = 0) -> None:
+        self.params = params
+        self.seed = seed
+
+    def divide(self, inputs: SelectionInputs, num_nets: int) -> Division:
+        raise NotImplementedError
+
+
+def all_labelled(num_nets: int, n: int, losses: np.ndarray | None = None) -> Division:
+    """Every sample labelled with weight 1 and clean probability 1."""
+    ones = np.ones((num_nets, n))
+    loss = losses if losses is not None else np.full((num_nets, n), np.nan)
+    return Division(ones, ones.astype(bool), ones, loss, ({},) * num_nets)
+
+
+@SELECTIONS.register("none", params=NoParams, paper="no selection: every sample is labelled")
+class NoSelection(Selector):
+    """No selection: every sample is labelled, weight 1 (plain or robust-loss training)."""
+
+    yields_unlabelled = False
+
+    def divide(self, inputs: SelectionInputs, num_nets: int) -> Division:
+        return all_labelled(num_nets, len(inputs.labels), inputs.losses)
