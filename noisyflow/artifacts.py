@@ -1,98 +1,81 @@
 """On-disk formats of the pipeline's intermediate results, read and written in one place.
 
-prepared dir : train.npz (x, labels[, true_labels, noise_mask, source_index]), test.npz (x, y),
-               meta.json
-division     : .npz with clean_prob (2, N) and loss (2, N)
-label issues : CSV index, given_label, corrected_label, label_quality, is_label_issue (cleanlab's
-               columns), plus prototype_label
+division     : .npz with clean_prob, labelled, weight, loss (M, N) and fits (JSON text)
+label issues : CSV, one row per training sample, cleanlab's columns plus where the sample is in
+               the user's data: index (source row), path, given/corrected label and class name,
+               label_quality, is_label_issue, prototype_label
+model        : torch checkpoint of plain tensors and containers (see recipes.nets_payload)
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from noisyflow.correction import Correction
-from noisyflow.data import validate_images
 from noisyflow.errors import InputDataError
-from noisyflow.io import load_npz, read_json, write_json
-from noisyflow.recipes import Division, Prepared
+from noisyflow.io import load_npz
+from noisyflow.types import Correction, Division, Prepared
 
 LABEL_ISSUE_COLUMNS = (
     "index",
+    "path",
     "given_label",
+    "given_class",
     "corrected_label",
+    "corrected_class",
     "label_quality",
     "is_label_issue",
     "prototype_label",
 )
 
 
-def save_prepared(directory: Path, prepared: Prepared) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    train = {"x": prepared.x_train, "labels": prepared.labels}
-    if prepared.true_labels is not None:
-        train.update(true_labels=prepared.true_labels, noise_mask=prepared.noise_mask)
-    if prepared.train_index is not None:
-        train["source_index"] = prepared.train_index
-    np.savez_compressed(directory / "train.npz", **train)
-    np.savez_compressed(directory / "test.npz", x=prepared.x_test, y=prepared.y_test)
-    write_json(directory / "meta.json", prepared.meta)
-
-
-def load_prepared(directory: str | Path) -> Prepared:
-    """Read a prepared dir, validating shapes and label ranges against meta.json."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise InputDataError(
-            f"{directory}: prepared data directory not found (run the prepare stage)"
-        )
-    meta = read_json(directory / "meta.json")
-    classes = tuple(meta.get("classes", ()))
-    train = load_npz(directory / "train.npz", required=("x", "labels"))
-    test = load_npz(directory / "test.npz", required=("x", "y"))
-    validate_images(train["x"], train["labels"], classes, origin=str(directory / "train.npz"))
-    validate_images(test["x"], test["y"], classes, origin=str(directory / "test.npz"))
-    return Prepared(
-        x_train=train["x"],
-        labels=train["labels"].astype(np.int64),
-        x_test=test["x"],
-        y_test=test["y"].astype(np.int64),
-        classes=classes,
-        true_labels=train.get("true_labels"),
-        noise_mask=train.get("noise_mask"),
-        train_index=train.get("source_index"),
-        meta=meta,
+def save_division(path: Path, division: Division) -> None:
+    np.savez_compressed(
+        path,
+        clean_prob=division.clean_prob,
+        labelled=division.labelled,
+        weight=division.weight,
+        loss=division.loss,
+        fits=np.array(json.dumps(list(division.fits))),
     )
 
 
-def save_division(path: Path, division: Division) -> None:
-    np.savez_compressed(path, clean_prob=division.clean_prob, loss=division.loss)
-
-
 def load_division(path: str | Path, num_samples: int) -> Division:
-    arrays = load_npz(path, required=("clean_prob", "loss"))
+    arrays = load_npz(path, required=("clean_prob", "labelled", "weight", "loss"))
     prob = arrays["clean_prob"]
-    if prob.ndim != 2 or prob.shape[1] != num_samples:
+    if prob.ndim != 2 or prob.shape[1] != num_samples or prob.shape[0] not in (1, 2):
         raise InputDataError(
-            f"{path}: clean_prob has shape {prob.shape}, expected (2, {num_samples}) "
+            f"{path}: clean_prob has shape {prob.shape}, expected (1 or 2, {num_samples}) "
             "(does it come from the same prepared data?)"
         )
-    return Division(prob, arrays["loss"])
+    fits = json.loads(str(arrays["fits"])) if "fits" in arrays else [{}] * prob.shape[0]
+    return Division(
+        prob, arrays["labelled"].astype(bool), arrays["weight"], arrays["loss"], tuple(fits)
+    )
 
 
-def save_label_issues(path: Path, labels: np.ndarray, correction: Correction) -> None:
+def save_label_issues(path: Path, prepared: Prepared, correction: Correction) -> None:
+    """One row per training sample, in source order (`index` = the row in the user's data)."""
+    train, classes = prepared.train, prepared.classes
+    order = np.argsort(train.index, kind="stable")
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(LABEL_ISSUE_COLUMNS)
-        for i in range(len(labels)):
+        for i in order:
+            given, corrected = int(train.labels[i]), int(correction.corrected_label[i])
             writer.writerow(
                 (
-                    i,
-                    int(labels[i]),
-                    int(correction.corrected_label[i]),
+                    int(train.index[i]),
+                    "" if train.paths is None else str(train.paths[i]),
+                    given,
+                    classes[given],
+                    corrected,
+                    classes[corrected],
                     f"{float(correction.label_quality[i]):.6f}",
                     bool(correction.is_label_issue[i]),
                     int(correction.prototype_label[i]),
@@ -100,27 +83,77 @@ def save_label_issues(path: Path, labels: np.ndarray, correction: Correction) ->
             )
 
 
-def load_label_issues(path: str | Path, num_samples: int) -> Correction:
-    """Parse label_issues.csv; errors name the file and row."""
+def load_label_issues(path: str | Path, prepared: Prepared) -> Correction:
+    """Parse label_issues.csv back into training order, matching rows by their `index` column.
+
+    Every training sample must appear exactly once; labels must be in 0..K-1 and agree with the
+    given labels; `is_label_issue` must be True/False; errors name the file and line.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputDataError(f"{path}: file not found")
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if len(rows) != num_samples:
+        reader = csv.DictReader(fh)
+        missing = [c for c in LABEL_ISSUE_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputDataError(f"{path}: missing column(s) {', '.join(missing)}")
+        rows = list(reader)
+    train, k = prepared.train, prepared.num_classes
+    position = {int(s): i for i, s in enumerate(train.index)}
+    n = len(train)
+    corrected = np.full(n, -1, dtype=np.int64)
+    quality = np.full(n, np.nan)
+    flagged = np.zeros(n, dtype=bool)
+    proto = np.full(n, -1, dtype=np.int64)
+    for line, row in enumerate(rows, start=2):
+        where = f"{path}, line {line}"
+        i = position.get(_int(row["index"], where, "index"))
+        if i is None:
+            raise InputDataError(f"{where}: index {row['index']} is not a training sample")
+        if corrected[i] >= 0:
+            raise InputDataError(f"{where}: index {row['index']} appears twice")
+        if _int(row["given_label"], where, "given_label") != train.labels[i]:
+            raise InputDataError(
+                f"{where}: given_label {row['given_label']} differs from the prepared label "
+                f"{int(train.labels[i])} of index {row['index']}"
+            )
+        corrected[i] = _int(row["corrected_label"], where, "corrected_label", upper=k)
+        quality[i] = _float01(row["label_quality"], where)
+        flagged[i] = _bool(row["is_label_issue"], where)
+        proto[i] = _int(row["prototype_label"], where, "prototype_label", lower=-1, upper=k)
+    if (corrected < 0).any():
+        first = int(train.index[np.flatnonzero(corrected < 0)[0]])
         raise InputDataError(
-            f"{path}: {len(rows)} rows, expected one per training sample ({num_samples})"
+            f"{path}: {int((corrected < 0).sum())} training sample(s) missing, e.g. index {first}"
         )
+    return Correction(corrected, quality, flagged, proto)
+
+
+def _int(text: str, where: str, column: str, *, lower: int = 0, upper: int | None = None) -> int:
     try:
-        cols = {c: [r[c] for r in rows] for c in LABEL_ISSUE_COLUMNS}
-        return Correction(
-            corrected_label=np.array(cols["corrected_label"], dtype=np.int64),
-            label_quality=np.array(cols["label_quality"], dtype=np.float64),
-            is_label_issue=np.array([v == "True" for v in cols["is_label_issue"]]),
-            prototype_label=np.array(cols["prototype_label"], dtype=np.int64),
-        )
-    except (KeyError, ValueError) as exc:
-        raise InputDataError(f"{path}: malformed label issues table ({exc})") from exc
+        value = int(text)
+    except (TypeError, ValueError):
+        raise InputDataError(f"{where}: {column} {text!r} is not an integer") from None
+    if value < lower or (upper is not None and value >= upper):
+        hi = "" if upper is None else f"..{upper - 1}"
+        raise InputDataError(f"{where}: {column} {value} outside {lower}{hi}")
+    return value
+
+
+def _float01(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise InputDataError(f"{where}: label_quality {text!r} is not a number") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise InputDataError(f"{where}: label_quality {value} outside [0, 1]")
+    return value
+
+
+def _bool(text: str, where: str) -> bool:
+    if text in ("True", "False"):
+        return text == "True"
+    raise InputDataError(f"{where}: is_label_issue {text!r} must be True or False")
 
 
 def save_history_csv(path: Path, history: list[dict[str, float]]) -> None:
@@ -139,3 +172,13 @@ def save_confusion_csv(path: Path, actual: np.ndarray, predicted: np.ndarray) ->
         writer = csv.writer(fh)
         writer.writerow(["actual", "predicted"])
         writer.writerows(zip(actual.tolist(), predicted.tolist(), strict=True))
+
+
+def save_per_class(path: Path, classes: tuple[str, ...], per_class: np.ndarray) -> None:
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows([("class", "accuracy"), *zip(classes, per_class, strict=True)])
+
+
+def metrics_payload(metrics: dict[str, float]) -> dict[str, Any]:
+    """Rounded, JSON-safe metrics (NaN -> null)."""
+    return {k: (round(v, 6) if math.isfinite(v) else None) for k, v in metrics.items()}

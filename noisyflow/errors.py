@@ -18,3 +18,11 @@ class InputDataError(NoisyflowError, ValueError):
 
 class TrackingError(NoisyflowError, RuntimeError):
     """The MLflow tracking store cannot be reached or refuses the request."""
+
+
+class TrainingError(NoisyflowError, RuntimeError):
+    """Training cannot go on (a NaN/inf loss, an empty labelled set) without a wrong result."""
+
+
+class OutputError(NoisyflowError, OSError):
+    """A stage's outputs cannot be written (disk full, read-only directory, permissions)."""

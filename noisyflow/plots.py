@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisyflow.config import CodivideParams
-from noisyflow.recipes import Division
-from noisyflow.selection import normalize_minmax
+from noisyflow.types import Division
 
 
 def _pyplot():
@@ -22,53 +20,51 @@ def _pyplot():
 
 
 def save_clean_prob_histogram(
-    path: Path, division: Division, noise_mask: np.ndarray | None, params: CodivideParams
+    path: Path, division: Division, noise_mask: np.ndarray | None, known: np.ndarray | None = None
 ) -> None:
-    """Per network: histogram of normalised losses (split by the true mask when known) with the
-    two fitted GMM components, plus the clean-probability histogram."""
+    """Per network: the per-sample statistic the split was computed from (split by the true mask
+    when known) with the fitted mixture and its threshold drawn from `division.fits` — the very
+    model that split the data, not a refit — and the clean-probability histogram."""
     from scipy.stats import norm
-    from sklearn.mixture import GaussianMixture
 
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    for k in range(division.loss.shape[0]):
-        x = normalize_minmax(division.loss[k])
+    nets = division.num_nets
+    fig, axes = plt.subplots(2, nets, figsize=(5 * nets, 7), squeeze=False)
+    for k in range(nets):
+        fit = division.fits[k] if k < len(division.fits) else {}
+        loss = division.loss[k]
         ax = axes[0, k]
-        bins = np.linspace(0, 1, 41)
-        if noise_mask is not None:
-            ax.hist(
-                [x[~noise_mask], x[noise_mask]],
-                bins=bins,
-                stacked=True,
-                density=True,
-                label=["clean (truth)", "noisy (truth)"],
-                color=["tab:green", "tab:red"],
-                alpha=0.6,
-            )
-        else:
-            ax.hist(x, bins=bins, density=True, alpha=0.6, label="all samples")
-        if np.ptp(x) > 0:
-            gmm = GaussianMixture(
-                2,
-                max_iter=params.gmm_max_iter,
-                tol=params.gmm_tol,
-                reg_covar=params.gmm_reg_covar,
-                random_state=0,
-            ).fit(x[:, None])
-            grid = np.linspace(0, 1, 200)
-            for w, m, c in zip(
-                gmm.weights_, gmm.means_[:, 0], gmm.covariances_.ravel(), strict=True
-            ):
-                ax.plot(grid, w * norm.pdf(grid, m, np.sqrt(c)), lw=2, label=f"GMM mean {m:.2f}")
+        if np.isfinite(loss).all():
+            low, high = fit.get("low", float(loss.min())), fit.get("high", float(loss.max()))
+            x = (loss - low) / (high - low) if high > low else np.zeros_like(loss)
+            bins = np.linspace(0, 1, 41)
+            if noise_mask is not None and known is not None and known.any():
+                ax.hist(
+                    [x[known & ~noise_mask], x[known & noise_mask]],
+                    bins=bins,
+                    stacked=True,
+                    density=True,
+                    label=["clean (truth)", "noisy (truth)"],
+                    color=["tab:green", "tab:red"],
+                    alpha=0.6,
+                )
+            else:
+                ax.hist(x, bins=bins, density=True, alpha=0.6, label="all samples")
+            if fit.get("kind") == "gmm" and "means" in fit:
+                grid = np.linspace(0, 1, 200)
+                for j, (w, m, v) in enumerate(
+                    zip(fit["weights"], fit["means"], fit["variances"], strict=True)
+                ):
+                    name = "clean" if j == fit["clean_component"] else "noisy"
+                    ax.plot(grid, w * norm.pdf(grid, m, np.sqrt(v)), lw=2, label=f"{name} {m:.2f}")
         ax.set(title=f"net{k + 1}: normalised per-sample loss", xlabel="loss (min-max)")
         ax.legend(fontsize=8)
         ax2 = axes[1, k]
         ax2.hist(division.clean_prob[k], bins=np.linspace(0, 1, 41), color="tab:blue", alpha=0.7)
-        ax2.axvline(
-            params.p_threshold, color="k", ls="--", label=f"p_threshold {params.p_threshold}"
-        )
+        if "threshold" in fit:
+            ax2.axvline(fit["threshold"], color="k", ls="--", label=f"threshold {fit['threshold']}")
+            ax2.legend(fontsize=8)
         ax2.set(title=f"net{k + 1}: clean probability", xlabel="P(clean)")
-        ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

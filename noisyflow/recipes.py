@@ -1,345 +1,590 @@
-"""Recipes: each pipeline step as one function over typed params and in-memory arrays.
+"""Recipes: each pipeline step as one function of typed params and the prepared data.
 
-Stages (`stages/*.py`) wrap these with file I/O and tracking; benchmarks and tests call them
-directly. No files, no MLflow here.
+Stages (`stages/*.py`) wrap these with files, resume checkpoints and tracking; benchmarks, the
+search and tests call them directly. No files, no MLflow here.
+
+    warmup  -> divide -> train -> correct -> evaluate
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from functools import partial
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from noisyflow.config import CodivideParams, CorrectParams, DataParams, Params
-from noisyflow.correction import Correction, class_prototypes, correct_labels, prototype_similarity
-from noisyflow.data import augment_batch, load_source, stratified_split, to_tensor
-from noisyflow.dividemix import MixMatchConfig, TrainSet, codivide, dividemix_epoch, warmup_epoch
-from noisyflow.engine import (
-    cosine_lr,
-    make_optimizer,
-    predict,
-    predict_ensemble,
-    run_epochs,
-    set_lr,
-)
+from noisyflow.config import Params
+from noisyflow.errors import InputDataError, TrainingError
+from noisyflow.methods import CORRECTIONS, MIXINGS, SELECTIONS
+from noisyflow.methods import losses as L
+from noisyflow.methods.correction import decide, prototypes
+from noisyflow.methods.selection import SelectionInputs, Selector
 from noisyflow.metrics import accuracy, confusion_matrix, detection_scores, per_class_accuracy
-from noisyflow.models import ModelConfig, create_model
-from noisyflow.noise import inject_noise, transition_matrix
-from noisyflow.selection import estimated_noise_rate, split_by_threshold
+from noisyflow.models import ModelConfig, Network, create_model, load_pretrained
+from noisyflow.train import steps
+from noisyflow.train.data import TrainData, channel_stats
+from noisyflow.train.engine import cosine_lr, ensemble_logits, infer, run_epochs, set_lr
+from noisyflow.train.runtime import Runtime
+from noisyflow.train.state import Checkpointer, Randomness, TrainState
+from noisyflow.types import Correction, Division, Prepared
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
-@dataclass
-class Prepared:
-    """The prepared data set. Truth fields are None when the source has no clean labels."""
-
-    x_train: np.ndarray  # (N, H, W, C) uint8
-    labels: np.ndarray  # (N,) int64, given (noisy) labels
-    x_test: np.ndarray
-    y_test: np.ndarray
-    classes: tuple[str, ...]
-    true_labels: np.ndarray | None = None
-    noise_mask: np.ndarray | None = None
-    train_index: np.ndarray | None = None  # rows of the source
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+# ----------------------------------------------------------------------------- networks
 
 
-def prepare(params: DataParams) -> Prepared:
-    """Load the source, split train/test (stratified, seeded), inject noise into train labels."""
-    source = load_source(params.source, params.path)
-    train_idx, test_idx = stratified_split(source.labels, params.test_size, params.split_seed)
-    true = source.labels[train_idx]
-    noise = params.noise
-    labels = inject_noise(
-        true,
-        source.num_classes,
-        noise_type=noise.type,
-        rate=noise.rate,
-        seed=noise.seed,
-        include_true_class=noise.include_true_class,
-        pairs=noise.pairs,
-    )
-    mask = labels != true
-    # Truth is known when the source is curated or when we injected the noise ourselves.
-    truth_known = source.labels_are_clean or noise.type != "none"
-    meta = {
-        "classes": list(source.classes),
-        "num_classes": source.num_classes,
-        "image_shape": list(source.images.shape[1:]),
-        "num_train": int(len(train_idx)),
-        "num_test": int(len(test_idx)),
-        "train_class_counts": np.bincount(labels, minlength=source.num_classes).tolist(),
-        "noise_type": noise.type,
-        "noise_rate": noise.rate,
-        "truth_known": truth_known,
-        "realised_noise_rate": float(mask.mean()) if truth_known else None,
-        "transition_matrix": transition_matrix(true, labels, source.num_classes).round(4).tolist()
-        if truth_known
-        else None,
-    }
-    return Prepared(
-        source.images[train_idx],
-        labels,
-        source.images[test_idx],
-        source.labels[test_idx],
-        source.classes,
-        true if truth_known else None,
-        mask if truth_known else None,
-        train_idx,
-        meta,
+def model_config(params: Params, prepared: Prepared, extra_classes: int = 0) -> ModelConfig:
+    mean, std = channel_stats(prepared.x_train)
+    return ModelConfig(
+        params.model.arch,
+        int(prepared.x_train.shape[-1]),
+        prepared.num_classes + extra_classes,
+        params.model.width,
+        tuple(mean),
+        tuple(std),
     )
 
 
-# ---------------------------------------------------------------- networks and checkpoints
-
-
-def model_config(params: Params, prepared_shape: tuple[int, ...], num_classes: int) -> ModelConfig:
-    return ModelConfig(params.model.arch, int(prepared_shape[-1]), num_classes, params.model.width)
-
-
-def build_nets(config: ModelConfig, seed: int, device: torch.device) -> list[nn.Module]:
-    """Two networks with different initialisations (seed, seed + 1)."""
+def build_nets(params: Params, prepared: Prepared, config: ModelConfig, runtime: Runtime):
+    """`method.networks` freshly initialised networks (seeds seed, seed + 1) on the device."""
     nets = []
-    for k in range(2):
-        torch.manual_seed(seed + k)
-        nets.append(create_model(config).to(device))
+    sample = None
+    for k in range(params.method.networks):
+        torch.manual_seed(params.seed + k)
+        net = create_model(config)
+        if params.model.weights:
+            load_pretrained(net, params.model.weights)
+        if hasattr(net.backbone, "init_whitening"):
+            if sample is None:
+                sample = torch.from_numpy(np.asarray(prepared.x_train[:5000])).permute(0, 3, 1, 2)
+                sample = (sample.float() / 255 - net.mean) / net.std
+            net.backbone.init_whitening(sample)
+        nets.append(runtime.place(net))
     return nets
 
 
-def nets_state(config: ModelConfig, nets: list[nn.Module], **extra: Any) -> dict[str, Any]:
-    """Checkpoint payload: model config + both state dicts (+ extra plain state)."""
+def trim_head(net: Network, num_classes: int) -> None:
+    """Drop extra output classes (AUM's threshold class) after the run that needed them."""
+    old = net.head
+    new = nn.Linear(old.in_features, num_classes).to(old.weight.device)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[:num_classes])
+        new.bias.copy_(old.bias[:num_classes])
+    net.head = new
+
+
+def nets_payload(
+    config: ModelConfig, nets: list[nn.Module], prepared: Prepared, **extra: Any
+) -> dict[str, Any]:
+    """A model checkpoint: what rebuilds the networks and what `predict` needs around them."""
     return {
         "model_config": asdict(config),
         "nets": [{k: v.detach().cpu() for k, v in n.state_dict().items()} for n in nets],
+        "classes": list(prepared.classes),
+        "preprocess": dict(prepared.meta.get("preprocess", {})),
         **extra,
     }
 
 
-def load_nets(payload: dict[str, Any], device: torch.device) -> tuple[ModelConfig, list[nn.Module]]:
-    config = ModelConfig(**payload["model_config"])
+def load_nets(
+    payload: dict[str, Any], runtime: Runtime, *, origin: str, expect: Params | None = None
+) -> tuple[ModelConfig, list[Network]]:
+    """Rebuild the networks of a checkpoint; with `expect`, refuse one made with other model
+    params (a different arch, width or network count would otherwise run on silently)."""
+    try:
+        config = ModelConfig(**payload["model_config"])
+        states = payload["nets"]
+    except (KeyError, TypeError) as exc:
+        raise InputDataError(f"{origin}: not a noisyflow model checkpoint ({exc})") from None
+    if expect is not None:
+        want = (expect.model.arch, expect.model.width, expect.method.networks)
+        have = (config.arch, config.width, len(states))
+        if want != have:
+            raise InputDataError(
+                f"{origin}: made with model.arch={have[0]}, model.width={have[1]}, "
+                f"{have[2]} network(s); params.yaml says {want[0]}, {want[1]}, {want[2]} "
+                "(rerun the earlier stages)"
+            )
     nets = []
-    for state in payload["nets"]:
+    for state in states:
         net = create_model(config)
-        net.load_state_dict(state)
-        nets.append(net.to(device))
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise InputDataError(f"{origin}: weights do not fit the model ({first})") from None
+        nets.append(runtime.place(net))
     return config, nets
 
 
-def _train_set(prepared: Prepared, device: torch.device) -> TrainSet:
-    return TrainSet(
-        to_tensor(prepared.x_train, device),
-        torch.as_tensor(prepared.labels, device=device),
-        prepared.num_classes,
+# ----------------------------------------------------------------------------- method
+
+
+@dataclass
+class Method:
+    """The methods params.yaml picks, resolved once per stage."""
+
+    params: Params
+    selector: Selector
+    mixer: Any
+    loss_fn: L.LossFn
+
+    @classmethod
+    def from_params(cls, params: Params, *, selection_params: bool = True) -> Method:
+        """Resolve the chosen methods. Stages that only use the selector's training hooks
+        (warm-up, correction) pass selection_params=False and do not read its params."""
+        m = params.method
+        chosen = params.chosen("selection") if selection_params else None
+        selector = SELECTIONS.get(m.selection).obj(chosen, seed=params.seed)
+        mixer = MIXINGS.get(m.mixup).obj(params.chosen("mixup"))
+        return cls(params, selector, mixer, L.bind(m.loss, params.chosen("loss")))
+
+
+def _context(
+    params: Params,
+    method: Method,
+    state: TrainState,
+    data: TrainData,
+    num_classes: int,
+    optim: Any,
+) -> steps.Context:
+    return steps.Context(
+        data=data,
+        runtime=data.runtime,
+        state=state,
+        num_classes=num_classes,
+        loss_fn=method.loss_fn,
+        mixer=method.mixer,
+        batch_size=optim.batch_size,
+        shift=params.augment.shift,
+        hflip=params.augment.hflip,
+        penalty=optim.penalty,
+        l1=optim.l1,
     )
 
 
-def _augmenter(params: Params, generator: torch.Generator):
-    return partial(
-        augment_batch, shift=params.augment.shift, hflip=params.augment.hflip, generator=generator
-    )
+def _new_state(
+    params: Params, method: Method, nets: list[Network], runtime: Runtime, optim: Any, seed: int
+) -> TrainState:
+    extras = [_mixer_module(method, net, runtime) for net in nets]
+    optimizers = []
+    for net, extra in zip(nets, extras, strict=True):
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        if extra is not None:
+            trainable += list(extra.parameters())
+        optimizers.append(
+            runtime.optimizer(
+                trainable, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
+            )
+        )
+    return TrainState(nets, optimizers, Randomness(seed, runtime.device), extras)
 
 
-# ---------------------------------------------------------------- steps
+def _mixer_module(method: Method, net: Network, runtime: Runtime) -> nn.Module | None:
+    module = method.mixer.module(net.feature_dim, net.head.out_features)
+    return None if module is None else module.to(runtime.device)
+
+
+def _resume(state: TrainState, checkpointer: Checkpointer | None) -> dict[str, Any] | None:
+    saved = checkpointer.load() if checkpointer is not None else None
+    if saved is not None:
+        state.load_state_dict(saved)
+    return saved
+
+
+# ----------------------------------------------------------------------------- warm-up
+
+
+@dataclass
+class WarmupResult:
+    config: ModelConfig
+    nets: list[Network]
+    history: list[dict[str, float]]
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    resumed_from: int | None = None
+    resumed_run_id: str | None = None
 
 
 def warmup(
     params: Params,
     prepared: Prepared,
-    device: torch.device,
+    runtime: Runtime,
+    *,
+    checkpointer: Checkpointer | None = None,
     on_epoch_end: EpochCallback | None = None,
-) -> tuple[ModelConfig, list[nn.Module], list[dict[str, float]]]:
-    """Train two networks with CE + negative-entropy penalty for warmup.epochs epochs."""
+) -> WarmupResult:
+    """Train each network on every sample with the supervised loss for warmup.epochs epochs.
+
+    A selection that learns from training statistics (AUM) adds its own classes and records
+    per-sample statistics here; its extra outputs are removed at the end.
+    """
     cfg = params.warmup
-    config = model_config(params, prepared.x_train.shape, prepared.num_classes)
-    nets = build_nets(config, params.seed, device)
-    opts = [
-        make_optimizer(n, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        for n in nets
-    ]
-    data = _train_set(prepared, device)
-    gen = torch.Generator().manual_seed(params.seed)
-    augment = _augmenter(params, gen)
+    method = Method.from_params(params, selection_params=False)
+    selector = method.selector
+    k_real = prepared.num_classes
+    config = model_config(params, prepared, selector.extra_classes)
+    nets = build_nets(params, prepared, config, runtime)
+    data = TrainData(prepared.x_train, prepared.labels, runtime)
+    state = _new_state(params, method, nets, runtime, cfg, params.seed)
+    selector.init_stats(state.stats, data.labels, len(nets), k_real)
+    saved = _resume(state, checkpointer)
+    ctx = _context(params, method, state, data, config.num_classes, cfg)
+    every = data.all_indices()
 
     def epoch_fn(epoch: int) -> dict[str, float]:
-        return warmup_epoch(
-            nets,
-            opts,
-            data,
-            batch_size=cfg.batch_size,
-            penalty=cfg.penalty,
-            augment=augment,
-            generator=gen,
-        )
+        set_lr(state.optimizers, cosine_lr(cfg.lr, epoch, cfg.epochs))
+        out: dict[str, float] = {}
+        for k in range(len(nets)):
+            assigned = selector.training_labels(state.stats, data.labels, k)
+            record = partial_record(selector, state.stats, assigned, epoch)
+            res = steps.supervised_pass(
+                ctx,
+                k,
+                every,
+                targets=steps.soft_targets(ctx, assigned),
+                record=record,
+                where=f"warmup epoch {epoch}, network {k + 1}",
+            )
+            out.update({f"{key}_net{k + 1}": v for key, v in res.items()})
+        return out
 
-    history = run_epochs(cfg.epochs, epoch_fn, desc="warmup", on_epoch_end=on_epoch_end)
-    return config, nets, history
+    history = run_epochs(
+        state,
+        cfg.epochs,
+        epoch_fn,
+        desc="warmup",
+        checkpointer=checkpointer,
+        on_epoch_end=on_epoch_end,
+    )
+    if config.num_classes != k_real:
+        for net in nets:
+            trim_head(net, k_real)
+        config = ModelConfig(**{**asdict(config), "num_classes": k_real})
+    return WarmupResult(
+        config,
+        nets,
+        history,
+        state.stats,
+        resumed_from=None if saved is None else int(saved["epoch"]),
+        resumed_run_id=None if saved is None else saved.get("run_id"),
+    )
 
 
-@dataclass(frozen=True)
-class Division:
-    """Per-network clean probabilities and losses, each (2, N)."""
+def partial_record(selector: Selector, stats: dict, assigned: torch.Tensor, epoch: int):
+    if not selector.records:
+        return None
 
-    clean_prob: np.ndarray
-    loss: np.ndarray
+    def record(k: int, idx: torch.Tensor, logits: torch.Tensor) -> None:
+        selector.record(stats, k, idx, logits, assigned[idx], epoch)
+
+    return record
+
+
+# ----------------------------------------------------------------------------- division
+
+
+def selection_inputs(
+    selector: Selector,
+    nets: list[Network],
+    data: TrainData,
+    num_classes: int,
+    *,
+    stats: dict[str, torch.Tensor] | None = None,
+    epoch: int = 0,
+) -> SelectionInputs:
+    """Run the networks over the training set for what the selector requires."""
+    losses = features = None
+    if selector.requires:
+        outs = [infer(net, data, runtime=data.runtime) for net in nets]
+        if "losses" in selector.requires:
+            losses = np.stack(
+                [
+                    torch.nn.functional.cross_entropy(z, data.labels, reduction="none")
+                    .cpu()
+                    .numpy()
+                    for z, _ in outs
+                ]
+            ).astype(np.float64)
+        if "features" in selector.requires:
+            features = np.stack([f.cpu().numpy() for _, f in outs])
+    return SelectionInputs(
+        labels=data.labels.cpu().numpy(),
+        num_classes=num_classes,
+        losses=losses,
+        features=features,
+        stats={k: v.cpu().numpy() for k, v in (stats or {}).items()},
+        epoch=epoch,
+    )
 
 
 def divide(
-    nets: list[nn.Module],
+    params: Params,
     prepared: Prepared,
-    params: CodivideParams,
-    seed: int,
-    device: torch.device,
+    nets: list[Network],
+    runtime: Runtime,
+    *,
+    stats: dict[str, torch.Tensor] | None = None,
+    epoch: int = 0,
 ) -> Division:
-    """Co-divide the prepared training set with both networks."""
-    return _divide(nets, _train_set(prepared, device), params, seed)
+    """The selection method's division of the training set by the current networks."""
+    selector = Method.from_params(params).selector
+    data = TrainData(prepared.x_train, prepared.labels, runtime)
+    inputs = selection_inputs(selector, nets, data, prepared.num_classes, stats=stats, epoch=epoch)
+    return selector.divide(inputs, len(nets))
 
 
-def _divide(nets: list[nn.Module], data: TrainSet, params: CodivideParams, seed: int) -> Division:
-    probs, losses = codivide(
-        nets,
-        data,
-        max_iter=params.gmm_max_iter,
-        tol=params.gmm_tol,
-        reg_covar=params.gmm_reg_covar,
-        seed=seed,
-    )
-    return Division(np.stack(probs), np.stack(losses))
-
-
-def division_metrics(
-    div: Division, p_threshold: float, noise_mask: np.ndarray | None
-) -> dict[str, float]:
-    """estimated_noise_rate per net and, with a known mask, detection scores of the mean split."""
+def division_metrics(div: Division, noise_mask: np.ndarray | None, known: np.ndarray | None):
+    """Estimated noise rate, labelled fraction per network, detection scores when truth known."""
     mean_prob = div.clean_prob.mean(axis=0)
-    out = {"estimated_noise_rate": estimated_noise_rate(mean_prob, p_threshold)}
-    for k, prob in enumerate(div.clean_prob, start=1):
-        out[f"labelled_frac_net{k}"] = float(split_by_threshold(prob, p_threshold).mean())
-    if noise_mask is not None:
-        det = detection_scores(
-            ~split_by_threshold(mean_prob, p_threshold), noise_mask, 1 - mean_prob
-        )
+    noisy = ~div.labelled.any(axis=0) if div.num_nets > 1 else ~div.labelled[0]
+    out = {"estimated_noise_rate": float(noisy.mean())}
+    for k in range(div.num_nets):
+        out[f"labelled_frac_net{k + 1}"] = float(div.labelled[k].mean())
+    if noise_mask is not None and known is not None and known.any():
+        det = detection_scores(noisy[known], noise_mask[known], 1 - mean_prob[known])
         out.update({f"detection_{k}": v for k, v in det.items()})
     return out
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainResult:
+    nets: list[Network]
+    division: Division
+    history: list[dict[str, float]]
+    resumed_from: int | None = None
+    resumed_run_id: str | None = None
 
 
 def train(
     params: Params,
     prepared: Prepared,
-    nets: list[nn.Module],
-    first_division: Division,
-    device: torch.device,
+    nets: list[Network],
+    first: Division,
+    runtime: Runtime,
+    *,
+    checkpointer: Checkpointer | None = None,
     on_epoch_end: EpochCallback | None = None,
-) -> tuple[list[nn.Module], Division, list[dict[str, float]]]:
-    """DivideMix co-training for train.epochs epochs, re-dividing at the start of each epoch
-    after the first (which uses `first_division`, the codivide stage's output)."""
-    cfg, cd = params.train, params.codivide
-    opts = [
-        make_optimizer(n, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        for n in nets
-    ]
-    data = _train_set(prepared, device)
-    gen = torch.Generator().manual_seed(params.seed + 100)
-    rng = np.random.default_rng(params.seed + 100)
-    augment = _augmenter(params, gen)
-    mm = MixMatchConfig(
-        cfg.batch_size,
-        cfg.alpha,
-        cfg.temperature,
-        cfg.lambda_u,
-        cfg.rampup_epochs,
-        cfg.prior_weight,
-    )
-    x_test = to_tensor(prepared.x_test, device)
-    state = {"division": first_division}
+) -> TrainResult:
+    """train.epochs epochs of the chosen SSL / supervised method on the selection's division,
+    re-divided at the start of every epoch after the first when the selector says so."""
+    cfg = params.train
+    method = Method.from_params(params)
+    selector, ssl = method.selector, params.method.ssl
+    data = TrainData(prepared.x_train, prepared.labels, runtime)
+    test = TrainData(prepared.x_test, prepared.y_test, runtime)
+    state = _new_state(params, method, nets, runtime, cfg, params.seed + 100)
+    state.division = first
+    saved = _resume(state, checkpointer)
+    ctx = _context(params, method, state, data, prepared.num_classes, cfg)
+    known = prepared.train.truth_known
+    every = data.all_indices()
 
     def epoch_fn(epoch: int) -> dict[str, float]:
-        if epoch > 0:
-            state["division"] = _divide(nets, data, cd, params.seed + epoch)
-        div = state["division"]
-        stats = division_metrics(div, cd.p_threshold, prepared.noise_mask)
-        for opt in opts:
-            set_lr(opt, cosine_lr(cfg.lr, epoch, cfg.epochs))
-        for k, (net, peer, opt) in enumerate(
-            ((nets[0], nets[1], opts[0]), (nets[1], nets[0], opts[1]))
-        ):
-            peer_prob = div.clean_prob[1 - k]  # net k learns from the OTHER net's division
-            labelled = split_by_threshold(peer_prob, cd.p_threshold)
-            out = dividemix_epoch(
-                net,
-                peer,
-                opt,
-                data,
-                peer_prob,
-                labelled,
-                epoch=epoch,
-                cfg=mm,
-                augment=augment,
-                generator=gen,
-                rng=rng,
+        if epoch > 0 and selector.redivide:
+            inputs = selection_inputs(selector, nets, data, prepared.num_classes, epoch=epoch)
+            state.division = selector.divide(inputs, len(nets))
+        div = selector.at_epoch(state.division, epoch, cfg.epochs)
+        stats = division_metrics(div, prepared.noise_mask, known)
+        set_lr(state.optimizers, cosine_lr(cfg.lr, epoch, cfg.epochs))
+        where = f"train epoch {epoch}"
+        if selector.per_batch:
+            res = steps.coteaching_pass(
+                ctx,
+                every,
+                keep_fraction=selector.keep_fraction(epoch),
+                select=selector.batch_losses,
+                where=where,
             )
-            stats.update({f"{key}_net{k + 1}": v for key, v in out.items()})
-        pred = predict_ensemble(nets, x_test).argmax(1).numpy()
-        stats["test_accuracy"] = accuracy(pred, prepared.y_test)
+            stats.update(res)
+        else:
+            for k in range(len(nets)):
+                own = div.for_net(k)
+                res = _train_net(ctx, k, own, params, ssl, epoch, f"{where}, network {k + 1}")
+                stats.update({f"{key}_net{k + 1}": v for key, v in res.items()})
+        stats["test_accuracy"] = _accuracy(nets, test)
         return stats
 
-    history = run_epochs(cfg.epochs, epoch_fn, desc="train", on_epoch_end=on_epoch_end)
-    final = _divide(nets, data, cd, params.seed + cfg.epochs)
-    return nets, final, history
+    history = run_epochs(
+        state,
+        cfg.epochs,
+        epoch_fn,
+        desc="train",
+        checkpointer=checkpointer,
+        on_epoch_end=on_epoch_end,
+    )
+    final = state.division
+    if selector.redivide:
+        inputs = selection_inputs(selector, nets, data, prepared.num_classes, epoch=cfg.epochs)
+        final = selector.divide(inputs, len(nets))
+    return TrainResult(
+        nets,
+        final,
+        history,
+        resumed_from=None if saved is None else int(saved["epoch"]),
+        resumed_run_id=None if saved is None else saved.get("run_id"),
+    )
+
+
+def _train_net(
+    ctx: steps.Context, k: int, own: Division, params: Params, ssl: str, epoch: int, where: str
+) -> dict[str, float]:
+    if ssl == "mixmatch":
+        return steps.mixmatch_pass(ctx, k, own, params.chosen("ssl"), epoch=epoch, where=where)
+    if ssl == "fixmatch":
+        from noisyflow.methods.ssl import fixmatch
+
+        return steps.fixmatch_pass(
+            ctx,
+            k,
+            own,
+            params.chosen("ssl"),
+            strong=fixmatch.strong_augment,
+            unlabelled_loss=fixmatch.fixmatch_unlabelled_loss,
+            where=where,
+        )
+    labelled = torch.as_tensor(own.labelled[0], device=ctx.data.device)
+    indices = ctx.data.all_indices()[labelled]
+    if len(indices) == 0:
+        raise TrainingError(f"{where}: the selection left no labelled sample to train on")
+    weights = steps.as_device(own.weight[0], ctx.data.device)
+    return steps.supervised_pass(
+        ctx, k, indices, targets=steps.soft_targets(ctx), weights=weights, where=where
+    )
+
+
+def _accuracy(nets: list[Network], test: TrainData) -> float:
+    pred = ensemble_logits(nets, test, runtime=test.runtime).argmax(1)
+    return float((pred == test.labels).float().mean())
+
+
+# ----------------------------------------------------------------------------- correction
+
+
+@dataclass
+class CorrectResult:
+    nets: list[Network]
+    correction: Correction
+    history: list[dict[str, float]]
+    resumed_from: int | None = None
+    resumed_run_id: str | None = None
 
 
 def correct(
-    params: CorrectParams,
+    params: Params,
     prepared: Prepared,
-    nets: list[nn.Module],
+    nets: list[Network],
     division: Division,
-    p_threshold: float,
+    runtime: Runtime,
     *,
-    use_prototypes: bool,
-    seed: int,
-    device: torch.device,
-) -> Correction:
-    """Prototype correction from both networks' features, combined with their prediction."""
-    x = to_tensor(prepared.x_train, device)
-    clean_prob = division.clean_prob.mean(axis=0)
-    probs = torch.stack([torch.softmax(predict(n, x), 1) for n in nets]).mean(0).numpy()
+    checkpointer: Checkpointer | None = None,
+    on_epoch_end: EpochCallback | None = None,
+) -> CorrectResult:
+    """The chosen correction: Han et al.'s self-learning rounds (prototypes -> pseudo-labels ->
+    training on (1 - alpha) CE(y) + alpha CE(y_hat)), a one-shot prototype vote, or the
+    networks alone; then the conservative decision of `correct:` for every training sample."""
+    name = params.method.correction
+    p = params.chosen("correction")
+    data = TrainData(prepared.x_train, prepared.labels, runtime)
+    candidates = division.labelled.any(axis=0)
+    rng = np.random.default_rng(params.seed + 200)
+    history: list[dict[str, float]] = []
+    saved = None
+    if CORRECTIONS.get(name).obj.trains:
+        nets, history, saved = _self_learning(
+            params, prepared, nets, data, candidates, runtime, checkpointer, on_epoch_end
+        )
+    probs, feats = [], []
+    for net in nets:
+        logits, f = infer(net, data, runtime=runtime)
+        probs.append(torch.softmax(logits, 1).cpu().numpy())
+        feats.append(f.cpu())
     proto_sim = None
-    if use_prototypes:
-        rng = np.random.default_rng(seed)
-        sims = []
-        for net in nets:
-            feats = predict(net, x, features=True)
-            protos = class_prototypes(
-                feats,
-                prepared.labels,
-                clean_prob > p_threshold,
-                prepared.num_classes,
-                num=params.prototypes,
-                samples_per_class=params.samples_per_class,
-                density_quantile=params.density_quantile,
-                max_similarity=params.max_similarity,
-                rng=rng,
+    if name in ("prototype", "prototype_vote"):
+        sims = [
+            prototypes.similarity_to_prototypes(
+                f, prepared.labels, candidates, prepared.num_classes, p, rng
             )
-            sims.append(prototype_similarity(feats, protos))
+            for f in feats
+        ]
         proto_sim = torch.stack(sims).mean(0).numpy()
-    return correct_labels(
+    result = decide.decide(
         prepared.labels,
-        probs,
+        np.stack(probs),
         proto_sim,
-        clean_prob,
-        prototype_weight=params.prototype_weight,
-        prototype_temperature=params.prototype_temperature,
-        clean_margin=params.clean_margin,
+        division.clean_prob.mean(axis=0),
+        params.correct,
+        prototype_weight=getattr(p, "prototype_weight", 0.5),
+        prototype_temperature=getattr(p, "prototype_temperature", 0.1),
     )
+    return CorrectResult(
+        nets,
+        result,
+        history,
+        resumed_from=None if saved is None else int(saved["epoch"]),
+        resumed_run_id=None if saved is None else saved.get("run_id"),
+    )
+
+
+def _self_learning(
+    params: Params,
+    prepared: Prepared,
+    nets: list[Network],
+    data: TrainData,
+    candidates: np.ndarray,
+    runtime: Runtime,
+    checkpointer: Checkpointer | None,
+    on_epoch_end: EpochCallback | None,
+):
+    """Rounds x epochs of self-learning; each round starts with a label-correction phase from
+    each network's own features (Han, Luo, Wang, ICCV 2019)."""
+    p = params.chosen("correction")
+    optim = replace(params.train, lr=p.lr)
+    method = Method.from_params(params, selection_params=False)
+    state = _new_state(params, method, nets, runtime, optim, params.seed + 200)
+    saved = _resume(state, checkpointer)
+    ctx = _context(params, method, state, data, prepared.num_classes, optim)
+    total = p.rounds * p.epochs
+    pseudo: list[torch.Tensor] = []
+
+    def epoch_fn(epoch: int) -> dict[str, float]:
+        nonlocal pseudo
+        if epoch % p.epochs == 0 or not pseudo:  # a correction phase opens each round
+            rng = np.random.default_rng(params.seed + 300 + epoch // p.epochs)
+            pseudo = []
+            for net in nets:
+                _, feats = infer(net, data, runtime=runtime)
+                sim = prototypes.similarity_to_prototypes(
+                    feats.cpu(), prepared.labels, candidates, prepared.num_classes, p, rng
+                )
+                pseudo.append(sim.argmax(1).to(data.device))
+        set_lr(state.optimizers, p.lr)
+        out: dict[str, float] = {}
+        for k in range(len(nets)):
+            res = steps.supervised_pass(
+                ctx,
+                k,
+                data.all_indices(),
+                targets=steps.blended_targets(ctx, pseudo[k], p.alpha),
+                where=f"correct epoch {epoch}, network {k + 1}",
+            )
+            out.update({f"{key}_net{k + 1}": v for key, v in res.items()})
+            out[f"pseudo_changed_net{k + 1}"] = float((pseudo[k] != data.labels).float().mean())
+        return out
+
+    history = run_epochs(
+        state, total, epoch_fn, desc="correct", checkpointer=checkpointer, on_epoch_end=on_epoch_end
+    )
+    return nets, history, saved
+
+
+# ----------------------------------------------------------------------------- evaluation
 
 
 @dataclass(frozen=True)
@@ -351,33 +596,45 @@ class Evaluation:
 
 
 def evaluate(
-    prepared: Prepared, nets: list[nn.Module], correction: Correction | None, device: torch.device
+    prepared: Prepared, nets: list[Network], correction: Correction | None, runtime: Runtime
 ) -> Evaluation:
-    """Test accuracy of the ensemble and each net; detection/correction scores when truth is known."""
-    x_test = to_tensor(prepared.x_test, device)
-    logits = [predict(n, x_test) for n in nets]
+    """Test accuracy of the ensemble and each network; detection and correction scores on the
+    training rows whose true label is known (none when nothing is known)."""
+    test = TrainData(prepared.x_test, prepared.y_test, runtime)
+    logits = [infer(n, test, runtime=runtime)[0].cpu() for n in nets]
     pred = torch.stack(logits).sum(0).argmax(1).numpy()
     metrics = {"test_accuracy": accuracy(pred, prepared.y_test)}
     for k, lg in enumerate(logits, start=1):
         metrics[f"test_accuracy_net{k}"] = accuracy(lg.argmax(1).numpy(), prepared.y_test)
+    if prepared.val is not None and len(prepared.val):
+        val = TrainData(prepared.val.x, prepared.val.labels, runtime)
+        metrics["val_accuracy"] = _accuracy(nets, val)  # against the val split's noisy labels
+    known = prepared.train.truth_known
+    metrics["truth_known_fraction"] = 0.0 if known is None else float(known.mean())
     if correction is not None:
         metrics["estimated_noise_rate"] = float(correction.is_label_issue.mean())
-        if prepared.noise_mask is not None and prepared.true_labels is not None:
+        metrics["num_label_issues"] = float(correction.is_label_issue.sum())
+        metrics["num_corrected"] = float((correction.corrected_label != prepared.labels).sum())
+        if known is not None and known.any():
+            truth, given = prepared.true_labels[known], prepared.labels[known]
             det = detection_scores(
-                correction.is_label_issue, prepared.noise_mask, 1 - correction.label_quality
+                correction.is_label_issue[known],
+                prepared.noise_mask[known],
+                1 - correction.label_quality[known],
             )
             metrics.update({f"detection_{k}": v for k, v in det.items()})
-            metrics["correction_accuracy"] = accuracy(
-                correction.corrected_label, prepared.true_labels
-            )
-            metrics["given_label_accuracy"] = accuracy(prepared.labels, prepared.true_labels)
+            metrics["correction_accuracy"] = accuracy(correction.corrected_label[known], truth)
+            metrics["given_label_accuracy"] = accuracy(given, truth)
     cm = confusion_matrix(prepared.y_test, pred, prepared.num_classes)
     return Evaluation(metrics, cm, per_class_accuracy(cm), pred)
 
 
+# ----------------------------------------------------------------------------- whole pipeline
+
+
 @dataclass(frozen=True)
 class PipelineResult:
-    nets: list[nn.Module]
+    nets: list[Network]
     division: Division
     correction: Correction
     evaluation: Evaluation
@@ -387,29 +644,21 @@ class PipelineResult:
 def run_pipeline(
     params: Params,
     prepared: Prepared,
-    device: torch.device,
+    runtime: Runtime,
     on_phase: Callable[[str], None] | None = None,
 ) -> PipelineResult:
-    """warmup -> codivide -> train -> correct -> evaluate in one process (benchmarks, tests).
-
-    The DVC stages run the same functions one process each; `on_phase(name)` is called after
-    each phase (timing hooks).
-    """
+    """warmup -> divide -> train -> correct -> evaluate in one process (benchmarks, search,
+    tests). The DVC stages run the same functions one process each; `on_phase(name)` is called
+    after each phase (timing hooks)."""
     mark = on_phase or (lambda name: None)
-    _, nets, _ = warmup(params, prepared, device)
+    w = warmup(params, prepared, runtime)
     mark("warmup")
-    first = divide(nets, prepared, params.codivide, params.seed, device)
-    nets, final, history = train(params, prepared, nets, first, device)
+    first = divide(params, prepared, w.nets, runtime, stats=w.stats)
+    mark("codivide")
+    t = train(params, prepared, w.nets, first, runtime)
     mark("train")
-    corr = correct(
-        params.correct,
-        prepared,
-        nets,
-        final,
-        params.codivide.p_threshold,
-        use_prototypes=params.method.correction == "prototype",
-        seed=params.seed,
-        device=device,
-    )
+    c = correct(params, prepared, t.nets, t.division, runtime)
     mark("correct")
-    return PipelineResult(nets, final, corr, evaluate(prepared, nets, corr, device), history)
+    ev = evaluate(prepared, c.nets, c.correction, runtime)
+    mark("evaluate")
+    return PipelineResult(c.nets, t.division, c.correction, ev, t.history)

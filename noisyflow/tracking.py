@@ -22,6 +22,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +49,9 @@ STAGE_TAG = "stage"
 KIND_TAG = "noisyflow.kind"
 CANDIDATE = "candidate"
 CHAMPION = "champion"
+HOST_TAG = "noisyflow.host"
+PID_TAG = "noisyflow.pid"
+PID_START_TAG = "noisyflow.pid_start"
 CHECKPOINT_TAG = "checkpoint_md5"  # on model versions: md5 of the checkpoint they were built from
 HEALTH_TIMEOUT_S = 5.0
 ENV_TAGS = {
@@ -162,7 +167,13 @@ class StageRun:
         self._mlflow.log_input(dataset, context=context, tags={k: str(v) for k, v in tags.items()})
 
     def log_model(
-        self, model: Any, input_example: Any, *, checkpoint: str | Path, registered_model: str
+        self,
+        model: Any,
+        input_example: Any,
+        *,
+        checkpoint: str | Path,
+        registered_model: str,
+        metadata: dict[str, Any] | None = None,
     ) -> str | None:
         """Log `model` with the PyTorch flavour; register it as the `candidate` version.
 
@@ -190,6 +201,7 @@ class StageRun:
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             serialization_format="pt2",
             registered_model_name=registered_model or None,
+            metadata=metadata,
         )
         if not registered_model:
             return None
@@ -203,16 +215,27 @@ class StageRun:
         return version
 
     def promote(
-        self, checkpoint: str | Path, test_accuracy: float, *, registered_model: str
+        self,
+        checkpoint: str | Path,
+        metrics: dict[str, float],
+        *,
+        registered_model: str,
+        data_key: str,
     ) -> bool:
-        """Move `champion` to the version built from `checkpoint` if it is at least as good.
+        """Move `champion-<data_key>` (and `champion`) to the version built from `checkpoint`
+        if it is at least as good as that data set's champion.
 
-        Rule: the version becomes champion when the model has no champion yet or its test
-        accuracy >= the champion's (the `test_accuracy` tag this method sets on each version it
-        scores). Returns whether it was promoted; False when no version matches the checkpoint.
+        Versions are only compared with versions trained on the same prepared data (same
+        source, split and noise: `data_key` is its content hash), by `selection_metric`: the
+        noisy validation accuracy when the pipeline holds out a validation split
+        (`data.val_size`), else test accuracy (see docs/mlflow.md for why that is a fallback).
+        `champion` always points at the champion of the data set evaluated last.
+        Returns whether it was promoted; False when no version matches the checkpoint.
         """
         if not registered_model:
             return False
+        metric = "val_accuracy" if "val_accuracy" in metrics else "test_accuracy"
+        score = float(metrics[metric])
         client = self._mlflow.MlflowClient()
         found = client.search_model_versions(
             f"name = '{registered_model}' and tags.{CHECKPOINT_TAG} = '{dvc_hash(checkpoint)}'",
@@ -223,19 +246,36 @@ class StageRun:
             self.set_tags({"model.promoted": "false", "model.note": "no registered version"})
             return False
         version = str(found[0].version)  # an int from sqlite, a str over REST
-        client.set_model_version_tag(registered_model, version, "test_accuracy", test_accuracy)
+        for key, value in (
+            ("selection_metric", metric),
+            ("selection_score", score),
+            ("test_accuracy", metrics.get("test_accuracy")),
+            ("data_key", data_key),
+        ):
+            client.set_model_version_tag(registered_model, version, key, value)
+        alias = f"{CHAMPION}-{data_key}"
         try:
-            champion = client.get_model_version_by_alias(registered_model, CHAMPION)
-            best = float(champion.tags.get("test_accuracy", "-inf"))
-        except self._mlflow.MlflowException:  # no champion yet
+            champion = client.get_model_version_by_alias(registered_model, alias)
+            same_metric = champion.tags.get("selection_metric") == metric
+            best = float(champion.tags.get("selection_score", "-inf")) if same_metric else -1.0
+        except self._mlflow.MlflowException:  # no champion for this data set yet
             best = float("-inf")
-        promoted = test_accuracy >= best
+        promoted = score >= best
         if promoted:
-            client.set_registered_model_alias(registered_model, CHAMPION, version)
-        tags = {"model.name": registered_model, "model.version": version}
+            client.set_registered_model_alias(registered_model, alias, version)
+        current = client.get_model_version_by_alias(registered_model, alias)
+        client.set_registered_model_alias(registered_model, CHAMPION, str(current.version))
+        tags = {"model.name": registered_model, "model.version": version, "model.alias": alias}
         self.set_tags({**tags, "model.promoted": str(promoted).lower()})
         client.set_tag(self.parent_id, "model.version", version)
         return promoted
+
+    def note_resumed(self, epoch: int, previous_run: str | None) -> None:
+        """Tag this run as resuming a killed one from its checkpoint after `epoch - 1`."""
+        tags = {"noisyflow.resumed_at_epoch": epoch}
+        if previous_run:
+            tags["noisyflow.resumed_from_run"] = previous_run
+        self.set_tags(tags)
 
     def log_summary(self, metrics: dict[str, float]) -> None:
         """Copy headline metrics to the parent run, so searching parents is enough to compare."""
@@ -246,14 +286,29 @@ class StageRun:
         self._mlflow.MlflowClient().log_batch(self.parent_id, metrics=batch)
 
 
+class NullRun:
+    """The run handle when tracking is off (`tracking.enabled: false`): logs nothing."""
+
+    run_id = None
+    parent_id = None
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
 @contextmanager
 def stage_run(
-    stage: str, *, experiment: str, params_file: Path, params: dict[str, Any]
-) -> Iterator[StageRun]:
+    stage: str, *, params: Any, params_file: Path, every: dict[str, Any]
+) -> Iterator[StageRun | NullRun]:
     """Open the stage's child run under the pipeline's parent; close both with the outcome.
 
+    Child runs of this stage whose process died (SIGKILL, OOM, power) are marked KILLED first.
     Raises TrackingError quickly (naming the URI) when the store cannot be reached.
     """
+    if not params.tracking.enabled:
+        yield NullRun()
+        return
+    experiment = params.tracking.experiment
     root = project_root()  # the real workspace, also under `dvc exp run --temp`
     uri = tracking_uri(root)
     check_reachable(uri)
@@ -265,9 +320,10 @@ def stage_run(
     try:
         client = mlflow.MlflowClient()
         exp_id = _experiment_id(client, experiment, _artifact_location(uri, root, experiment))
+        reap_dead_runs(client, exp_id, stage)
         key = group_key()
         tags = _common_tags(stage, Path.cwd(), params_file, key)
-        parent_id = _open_parent(client, exp_id, key, tags, params)
+        parent_id = _open_parent(client, exp_id, key, tags, every)
     except Exception as exc:
         raise TrackingError(f"MLflow tracking store {uri} refused the request: {exc}") from exc
     status = "FAILED"
@@ -283,7 +339,42 @@ def stage_run(
                 raise
             status = "FINISHED"
     finally:
-        client.set_terminated(parent_id, status=status)
+        try:
+            client.set_terminated(parent_id, status=status)
+        except Exception as exc:  # the stage's outcome stands; the parent's status is cosmetic
+            print(f"warning: could not close MLflow parent run {parent_id}: {exc}", file=sys.stderr)
+
+
+def reap_dead_runs(client: Any, exp_id: str, stage: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of `stage` started on this host by a process that is gone.
+
+    Each stage run records its host, pid and process start time; a pid that no longer exists,
+    or now belongs to a younger process, means the stage was killed without closing its run.
+    """
+    import psutil
+
+    host = socket.gethostname()
+    found = client.search_runs(
+        [exp_id],
+        filter_string=(
+            f"tags.`{STAGE_TAG}` = '{stage}' and tags.`{HOST_TAG}` = '{host}' "
+            "and attributes.status = 'RUNNING'"
+        ),
+        max_results=100,
+    )
+    reaped = []
+    for run in found:
+        tags = run.data.tags
+        pid, started = int(tags.get(PID_TAG, "-1")), float(tags.get(PID_START_TAG, "0"))
+        try:
+            alive = pid > 0 and abs(psutil.Process(pid).create_time() - started) < 1.0
+        except psutil.Error:
+            alive = False
+        if not alive:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            client.set_tag(run.info.run_id, "noisyflow.killed", "process gone")
+            reaped.append(run.info.run_id)
+    return reaped
 
 
 def _artifact_location(uri: str, root: Path, experiment: str) -> str | None:
@@ -308,7 +399,12 @@ def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str
 
 
 def _common_tags(stage: str, root: Path, params_file: Path, key: str) -> dict[str, str]:
+    import psutil
+
     tags = {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(os.getpid()),
+        PID_START_TAG: repr(psutil.Process().create_time()),
         STAGE_TAG: stage,
         "dvc.stage": stage,
         GROUP_TAG: key,

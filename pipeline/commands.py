@@ -89,4 +89,58 @@ def register_compare(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handler)
 
 
-REGISTRARS = [register_run, register_serve, register_sweep, register_compare]
+def register_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classes and probabilities for new images")
+    p.add_argument("paths", nargs="*", help="image files")
+    p.add_argument("--folder", help="every image under this folder (recursively)")
+    p.add_argument(
+        "--model",
+        default="models/final.pt",
+        help="a checkpoint (default: the latest run's models/final.pt) or an MLflow model URI "
+        "such as models:/noisyflow-ensemble@champion",
+    )
+    p.add_argument("--out", help="CSV to write (default: standard output)")
+    p.add_argument("--batch-size", type=int, default=256)
+
+    def handler(args: argparse.Namespace) -> int:
+        from pipeline.predict import predict_cli
+
+        return predict_cli(args)
+
+    p.set_defaults(handler=handler)
+
+
+def register_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write the corrected labels in the format your data came in")
+    p.add_argument(
+        "--format",
+        choices=("csv", "imagefolder"),
+        default=None,
+        help="default: csv for CSV/array sources, imagefolder for image folders",
+    )
+    p.add_argument("--out", default="outputs/export", help="output folder")
+    p.add_argument("--only-issues", action="store_true", help="only rows flagged as label issues")
+    p.add_argument(
+        "--link-copy",
+        action="store_true",
+        help="imagefolder: also build a relabelled copy of the folder from hard links",
+    )
+    p.add_argument("--prepared", default="data/prepared", help="the prepared data folder")
+    p.add_argument("--issues", default="outputs/label_issues.csv", help="the label-issue table")
+
+    def handler(args: argparse.Namespace) -> int:
+        from pipeline.export import export_cli
+
+        return export_cli(args)
+
+    p.set_defaults(handler=handler)
+
+
+REGISTRARS = [
+    register_run,
+    register_serve,
+    register_sweep,
+    register_compare,
+    register_predict,
+    register_export,
+]

@@ -32,7 +32,7 @@ from pipeline.workspace import (
     workspace_lock,
 )
 
-STAGES = ("prepare", "warmup", "codivide", "train", "correct", "evaluate")  # dvc.yaml order
+STAGES = ("sources", "prepare", "warmup", "codivide", "train", "correct", "evaluate")  # dvc.yaml order
 REPORT_KEY = "noisyflow-report"
 SWEEP_KEY = "noisyflow-sweep"
 

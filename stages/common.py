@@ -1,36 +1,94 @@
-"""What every stage shell shares: argument parsing, params, runtime set-up, the MLflow run,
-and turning noisyflow errors into a one-line message and exit code 2."""
+"""What every stage shell shares: arguments, params (as a view of what the stage declares),
+runtime set-up, resume checkpoints, the MLflow run, and one-line errors with exit code 2.
+
+A stage module declares READS (its dvc.yaml `params:` list, `${...}` templates included) and
+PATHS (its inputs/outputs, defaults matching dvc.yaml). Outputs are written with
+`atomic_outputs` (all or nothing); logging after the outputs exist never fails the stage.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from noisyflow import recipes, tracking
-from noisyflow.artifacts import load_prepared
+from noisyflow import tracking
 from noisyflow.config import Params, flatten, load_params, to_dict
-from noisyflow.engine import configure_threads, resolve_device, seed_everything
+from noisyflow.config.view import ParamsView, resolve_reads
 from noisyflow.errors import NoisyflowError
-from noisyflow.io import load_checkpoint
-from noisyflow.recipes import Prepared
+from noisyflow.lineage import dvc_hash
+from noisyflow.train.runtime import Runtime
+from noisyflow.train.state import Checkpointer
+
+PACKAGE = Path(__file__).resolve().parents[1] / "noisyflow"
+STATE_DIR = ".noisyflow/state"
+CACHE_DIR = ".noisyflow/cache"
+LOG_RETRIES = 3
 
 
 @dataclass
 class StageContext:
-    params: Params
-    run: tracking.StageRun
-    device: torch.device
+    name: str
+    params: ParamsView
+    reads: tuple[str, ...]  # resolved
+    run: Any  # tracking.StageRun or tracking.NullRun
+    runtime: Runtime
+    root: Path
+    outputs_written: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def checkpointer(self, inputs: list[Path]) -> Checkpointer:
+        """Resume checkpoints of this stage, valid only for these params, inputs and code."""
+        digest = hashlib.sha256()
+        tree = to_dict(self.params.params)
+        chosen = {k: v for k, v in flatten(tree).items() if _covered(k, self.reads)}
+        digest.update(json.dumps(chosen, sort_keys=True, default=str).encode())
+        for path in [*inputs, PACKAGE]:
+            digest.update(f"{path.name}:{dvc_hash(path)}".encode())
+        every = self.params.runtime.checkpoint_every
+        ck = Checkpointer(self.root / STATE_DIR / f"{self.name}.pt", digest.hexdigest(), every=every)
+        ck.run_id = getattr(self.run, "run_id", None)
+        return ck
+
+    def resumed(self, epoch: int | None, previous_run: str | None) -> None:
+        """Say in the log and on the MLflow run that this run resumed a killed one."""
+        if epoch is None:
+            return
+        print(f"{self.name}: resumed from the checkpoint after epoch {epoch - 1}")
+        self.run.note_resumed(epoch, previous_run)
+
+    def log(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call run.<method>; once outputs are written, retry failures and then only warn."""
+        fn = getattr(self.run, method)
+        if not self.outputs_written:
+            return fn(*args, **kwargs)
+        for attempt in range(LOG_RETRIES):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # the outputs are on disk: never lose them to logging
+                if attempt == LOG_RETRIES - 1:
+                    msg = f"warning: MLflow logging ({method}) failed, outputs kept: {exc}"
+                    print(msg, file=sys.stderr)
+                    self.warnings.append(msg)
+                    return None
+                time.sleep(0.5 * 2**attempt)
+        return None
+
+
+def _covered(key: str, reads: tuple[str, ...]) -> bool:
+    return any(key == r or key.startswith(f"{r}.") for r in reads)
 
 
 def parser(stage: str, paths: dict[str, str]) -> argparse.ArgumentParser:
     """--params plus one --<name> option per input/output path (defaults match dvc.yaml)."""
-    ap = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=__doc__)
+    ap = argparse.ArgumentParser(prog=f"python -m stages.{stage}")
     ap.add_argument("--params", default="params.yaml", type=Path)
     for name, default in paths.items():
         ap.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, type=Path)
@@ -38,19 +96,22 @@ def parser(stage: str, paths: dict[str, str]) -> argparse.ArgumentParser:
 
 
 @contextmanager
-def stage(name: str, params_file: Path, sections: tuple[str, ...]) -> Iterator[StageContext]:
-    """Load params, set threads/seed/device, and log into this stage's MLflow child run."""
+def stage(name: str, params_file: Path, reads: tuple[str, ...]) -> Iterator[StageContext]:
+    """Load params, set up the runtime, and log into this stage's MLflow child run."""
     params = load_params(params_file)
-    configure_threads(params.runtime.threads)
-    seed_everything(params.seed)
-    device = resolve_device(params.runtime.device)
-    every = flatten(to_dict(params))
+    resolved = resolve_reads(reads, params)
+    view = ParamsView(params, resolved, name)
+    runtime = Runtime.from_params(params.runtime)
+    tree = to_dict(params)
+    declared = {k: v for k, v in flatten(tree).items() if _covered(k, resolved)}
     with tracking.stage_run(
-        name, experiment=params.tracking.experiment, params_file=params_file, params=every
+        name,
+        params=params,
+        params_file=params_file,
+        every=flatten(tree),
     ) as run:
-        tree = to_dict(params)
-        run.log_params(flatten({s: tree[s] for s in sections}))
-        yield StageContext(params, run, device)
+        run.log_params(declared)
+        yield StageContext(name, view, resolved, run, runtime, tracking.project_root())
 
 
 def entrypoint(main: Callable[[list[str] | None], None]) -> Callable[[list[str] | None], None]:
@@ -66,55 +127,6 @@ def entrypoint(main: Callable[[list[str] | None], None]) -> Callable[[list[str] 
     return run
 
 
-def read_prepared(ctx: StageContext, prepared_dir: Path) -> Prepared:
-    """Load the prepared data and record it as this run's training input."""
-    prepared = load_prepared(prepared_dir)
-    log_prepared_input(ctx, prepared_dir, prepared)
-    return prepared
-
-
-def read_nets(ctx: StageContext, checkpoint: Path) -> list[torch.nn.Module]:
-    """Both networks of a checkpoint, on the stage's device."""
-    return recipes.load_nets(load_checkpoint(checkpoint), ctx.device)[1]
-
-
-def log_prepared_input(ctx: StageContext, prepared_dir: Path, prepared: Prepared) -> None:
-    """Record the prepared data (content digest = its DVC hash) as this run's training input."""
-    meta = prepared.meta
-    ctx.run.log_dataset(
-        prepared.x_train,
-        prepared.labels,
-        name=f"{ctx.params.data.source}-{meta.get('noise_type')}-{meta.get('noise_rate')}",
-        source=str(prepared_dir),
-        digest=tracking.dvc_hash(prepared_dir),
-        context="training",
-        tags={
-            "noise_type": meta.get("noise_type"),
-            "noise_rate": meta.get("noise_rate"),
-            "realised_noise_rate": meta.get("realised_noise_rate"),
-        },
-    )
-
-
-def log_ensemble(
-    ctx: StageContext, nets: list[torch.nn.Module], prepared: Prepared, checkpoint: Path
-) -> None:
-    """Log both networks as one `Ensemble` model and register it as the `candidate` version."""
-    from noisyflow.data import to_tensor
-    from noisyflow.models import Ensemble
-
-    example = to_tensor(prepared.x_test[:4])
-    ctx.run.log_model(
-        Ensemble(nets),
-        example,
-        checkpoint=checkpoint,
-        registered_model=ctx.params.tracking.registered_model,
-    )
-
-
-def log_evaluation(ctx: StageContext, metrics: dict[str, float], checkpoint: Path) -> None:
-    """Copy headline metrics to the pipeline's parent run; promote the model if it is as good."""
-    ctx.run.log_summary(metrics)
-    ctx.run.promote(
-        checkpoint, metrics["test_accuracy"], registered_model=ctx.params.tracking.registered_model
-    )
+def epoch_logger(ctx: StageContext) -> Callable[[int, dict[str, float]], None]:
+    """Per-epoch metrics to the stage's MLflow run (step = epoch)."""
+    return lambda epoch, stats: ctx.run.log_metrics(stats, step=epoch)

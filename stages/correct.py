@@ -1,49 +1,80 @@
-"""DVC stage `correct`: prototype-based label correction combined with the networks'
-prediction and clean probability; writes label_issues.csv (cleanlab's columns)."""
+"""DVC stage `correct`: the chosen label correction (Han et al.'s self-learning rounds, a
+one-shot prototype vote, or the networks alone), the label-issue table pointing at the user's
+rows and files, and the final model."""
 
 from __future__ import annotations
 
 from noisyflow import recipes
-from noisyflow.artifacts import load_division, save_label_issues
-from noisyflow.io import atomic_outputs, write_json
-from stages.common import entrypoint, parser, read_nets, read_prepared, stage
+from noisyflow.artifacts import load_division, save_history_csv, save_label_issues
+from noisyflow.io import atomic_outputs, load_checkpoint, save_checkpoint, write_json
+from stages.common import entrypoint, epoch_logger, parser, stage
+from stages.logging import log_model, read_prepared
 
+READS = (
+    "seed",
+    "model",
+    "augment",
+    "train",
+    "method",
+    "correct",
+    "correction.${method.correction}",
+    "losses.${method.loss}",
+    "mixing.${method.mixup}",
+)
 PATHS = {
     "prepared": "data/prepared",
-    "model": "models/train.pt",
-    "division": "outputs/train/clean_probs.npz",
+    "train_model": "models/train.pt",
+    "division": "outputs/train/division.npz",
+    "model": "models/final.pt",
     "out": "outputs/label_issues.csv",
     "metrics": "metrics/correct.json",
+    "plot": "plots/correct.csv",
 }
 
 
 @entrypoint
 def main(argv: list[str] | None = None) -> None:
     args = parser("correct", PATHS).parse_args(argv)
-    with stage("correct", args.params, ("seed", "method", "codivide", "correct")) as ctx:
+    with stage("correct", args.params, READS) as ctx:
         prepared = read_prepared(ctx, args.prepared)
-        nets = read_nets(ctx, args.model)
+        origin = str(args.train_model)
+        payload = load_checkpoint(args.train_model)
+        config, nets = recipes.load_nets(payload, ctx.runtime, origin=origin, expect=ctx.params)
         division = load_division(args.division, len(prepared.labels))
+        checkpointer = ctx.checkpointer([args.prepared, args.train_model, args.division])
         result = recipes.correct(
-            ctx.params.correct,
+            ctx.params,
             prepared,
             nets,
             division,
-            ctx.params.codivide.p_threshold,
-            use_prototypes=ctx.params.method.correction == "prototype",
-            seed=ctx.params.seed,
-            device=ctx.device,
+            ctx.runtime,
+            checkpointer=checkpointer,
+            on_epoch_end=epoch_logger(ctx),
         )
+        ctx.resumed(result.resumed_from, result.resumed_run_id)
+        fix = result.correction
         metrics = {
-            "num_label_issues": int(result.is_label_issue.sum()),
-            "label_issue_fraction": float(result.is_label_issue.mean()),
+            "num_label_issues": int(fix.is_label_issue.sum()),
+            "label_issue_fraction": float(fix.is_label_issue.mean()),
+            "num_corrected": int((fix.corrected_label != prepared.labels).sum()),
         }
-        with atomic_outputs(args.out, args.metrics) as (out, metrics_path):
-            save_label_issues(out, prepared.labels, result)
+        history = result.history or [{"epoch": 0}]
+        final = recipes.nets_payload(config, result.nets, prepared, history=result.history)
+        outs = (args.model, args.out, args.metrics, args.plot)
+        with atomic_outputs(*outs) as (model, out, metrics_path, plot):
+            save_checkpoint(model, final)
+            save_label_issues(out, prepared, fix)
             write_json(metrics_path, metrics)
-        ctx.run.log_metrics(metrics)
-        ctx.run.log_outputs([args.out, args.metrics])
-        print(f"correct: {metrics['num_label_issues']} label issues -> {args.out}")
+            save_history_csv(plot, history)
+        ctx.outputs_written = True
+        checkpointer.clear()
+        ctx.log("log_metrics", metrics)
+        ctx.log("log_outputs", list(outs))
+        log_model(ctx, result.nets, prepared, args.model)
+        print(
+            f"correct: {metrics['num_label_issues']} label issues, "
+            f"{metrics['num_corrected']} corrected -> {args.out}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,19 +1,25 @@
-"""DVC stage `evaluate`: test accuracy (ensemble and each net), per-class accuracy, confusion
-matrix, and label-issue detection / correction scores when the true labels are known."""
+"""DVC stage `evaluate`: test accuracy (ensemble and each network), per-class accuracy, the
+confusion matrix, and detection / correction scores where the true labels are known."""
 
 from __future__ import annotations
 
-import csv
-
 from noisyflow import recipes
-from noisyflow.artifacts import load_label_issues, save_confusion_csv
-from noisyflow.io import atomic_outputs, write_json
+from noisyflow.artifacts import (
+    load_label_issues,
+    metrics_payload,
+    save_confusion_csv,
+    save_per_class,
+)
+from noisyflow.io import atomic_outputs, load_checkpoint, write_json
+from noisyflow.lineage import dvc_hash
 from noisyflow.plots import save_confusion_png
-from stages.common import entrypoint, log_evaluation, parser, read_nets, read_prepared, stage
+from stages.common import entrypoint, parser, stage
+from stages.logging import read_prepared
 
+READS = ("model", "method.networks")
 PATHS = {
     "prepared": "data/prepared",
-    "model": "models/train.pt",
+    "model": "models/final.pt",
     "issues": "outputs/label_issues.csv",
     "metrics": "metrics.json",
     "confusion": "plots/confusion.csv",
@@ -25,24 +31,31 @@ PATHS = {
 @entrypoint
 def main(argv: list[str] | None = None) -> None:
     args = parser("evaluate", PATHS).parse_args(argv)
-    with stage("evaluate", args.params, ("seed",)) as ctx:
+    with stage("evaluate", args.params, READS) as ctx:
         prepared = read_prepared(ctx, args.prepared)
-        nets = read_nets(ctx, args.model)
-        issues = load_label_issues(args.issues, len(prepared.labels))
-        result = recipes.evaluate(prepared, nets, issues, ctx.device)
+        payload = load_checkpoint(args.model)
+        _, nets = recipes.load_nets(payload, ctx.runtime, origin=str(args.model), expect=ctx.params)
+        issues = load_label_issues(args.issues, prepared)
+        result = recipes.evaluate(prepared, nets, issues, ctx.runtime)
         outs = (args.metrics, args.confusion, args.confusion_png, args.per_class)
         with atomic_outputs(*outs) as (metrics, confusion, confusion_png, per_class):
-            write_json(metrics, {k: round(v, 6) for k, v in result.metrics.items()})
+            write_json(metrics, metrics_payload(result.metrics))
             save_confusion_csv(confusion, prepared.y_test, result.predictions)
             save_confusion_png(confusion_png, result.confusion, prepared.classes)
-            with open(per_class, "w", newline="") as fh:
-                csv.writer(fh).writerows(
-                    [("class", "accuracy"), *zip(prepared.classes, result.per_class, strict=True)]
-                )
-        ctx.run.log_metrics(result.metrics)
-        ctx.run.log_outputs(list(outs))
-        log_evaluation(ctx, result.metrics, args.model)
-        print("evaluate: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+            save_per_class(per_class, prepared.classes, result.per_class)
+        ctx.outputs_written = True
+        ctx.log("log_metrics", result.metrics)
+        ctx.log("log_outputs", list(outs))
+        ctx.log("log_summary", result.metrics)
+        ctx.log(
+            "promote",
+            args.model,
+            result.metrics,
+            registered_model=ctx.params.tracking.registered_model,
+            data_key=dvc_hash(args.prepared)[:12],
+        )
+        shown = ("test_accuracy", "detection_f1", "correction_accuracy", "given_label_accuracy")
+        print("evaluate: " + ", ".join(f"{k}={result.metrics[k]:.4f}" for k in shown if k in result.metrics))
 
 
 if __name__ == "__main__":

@@ -1,34 +1,39 @@
-"""DVC stage `prepare`: load the source, split train/test, inject label noise."""
+"""DVC stage `prepare`: decode the source once (cached), split train/val/test, inject benchmark
+noise, and write memory-mappable arrays plus meta.json."""
 
 from __future__ import annotations
 
-from noisyflow import recipes
-from noisyflow.artifacts import save_prepared
+from noisyflow.data.prepare import prepare_dataset
 from noisyflow.io import atomic_outputs
-from stages.common import entrypoint, log_prepared_input, parser, stage
+from stages.common import CACHE_DIR, entrypoint, parser, stage
+from stages.logging import log_prepared
+
+READS = ("data",)
+PATHS = {"sources": "data/sources.json", "out": "data/prepared"}
 
 
 @entrypoint
 def main(argv: list[str] | None = None) -> None:
-    args = parser("prepare", {"out": "data/prepared"}).parse_args(argv)
-    with stage("prepare", args.params, ("data",)) as ctx:
-        prepared = recipes.prepare(ctx.params.data)
+    args = parser("prepare", PATHS).parse_args(argv)
+    with stage("prepare", args.params, READS) as ctx:
+        p = ctx.params
         with atomic_outputs(args.out) as (out,):
-            save_prepared(out, prepared)
+            prepared = prepare_dataset(
+                p.data, out, cache_dir=ctx.root / CACHE_DIR, workers=p.runtime.decode_workers
+            )
+        ctx.outputs_written = True
         meta = prepared.meta
-        ctx.run.log_metrics(
-            {
-                "realised_noise_rate": meta["realised_noise_rate"],
-                "num_train": meta["num_train"],
-                "num_test": meta["num_test"],
-            }
-        )
-        log_prepared_input(ctx, args.out, prepared)
-        ctx.run.log_outputs([args.out])
-        rate = meta["realised_noise_rate"]
+        rate = meta.get("realised_noise_rate")
+        ctx.log("log_metrics", {"num_train": len(prepared.train), "num_test": len(prepared.test)})
+        if rate is not None:
+            ctx.log("log_metrics", {"realised_noise_rate": rate})
+        log_prepared(ctx, args.out, prepared)
+        ctx.log("log_outputs", [args.out])
         noise = f"realised noise {rate:.3f}" if rate is not None else "true labels unknown"
+        val = f" / {len(prepared.val)} val" if prepared.val is not None else ""
         print(
-            f"prepare: {meta['num_train']} train / {meta['num_test']} test, {noise} -> {args.out}"
+            f"prepare: {len(prepared.train)} train{val} / {len(prepared.test)} test, "
+            f"{prepared.num_classes} classes, {noise} -> {args.out}"
         )
 
 

@@ -1,5 +1,5 @@
-"""DVC stage `train`: DivideMix co-training (co-refinement, co-guessing, MixMatch), with a
-fresh co-divide at the start of every epoch after the first."""
+"""DVC stage `train`: the chosen SSL / supervised method on the selection's division
+(DivideMix: co-refinement, co-guessing, MixMatch, re-divided every epoch)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,26 @@ from noisyflow import recipes
 from noisyflow.artifacts import load_division, save_division, save_history_csv
 from noisyflow.io import atomic_outputs, load_checkpoint, save_checkpoint, write_json
 from noisyflow.plots import save_training_curves
-from stages.common import entrypoint, log_ensemble, parser, read_prepared, stage
+from stages.common import entrypoint, epoch_logger, parser, stage
+from stages.logging import read_prepared
 
+READS = (
+    "seed",
+    "model",
+    "augment",
+    "train",
+    "method",
+    "losses.${method.loss}",
+    "selection.${method.selection}",
+    "ssl.${method.ssl}",
+    "mixing.${method.mixup}",
+)
 PATHS = {
     "prepared": "data/prepared",
     "warmup_model": "models/warmup.pt",
-    "division": "outputs/codivide/clean_probs.npz",
+    "division": "outputs/codivide/division.npz",
     "model": "models/train.pt",
-    "out": "outputs/train/clean_probs.npz",
+    "out": "outputs/train/division.npz",
     "metrics": "metrics/train.json",
     "plot": "plots/train.csv",
     "curves": "plots/train_curves.png",
@@ -25,31 +37,36 @@ CURVES = ["test_accuracy", "loss_net1", "loss_net2", "estimated_noise_rate", "de
 @entrypoint
 def main(argv: list[str] | None = None) -> None:
     args = parser("train", PATHS).parse_args(argv)
-    with stage("train", args.params, ("seed", "model", "augment", "codivide", "train")) as ctx:
+    with stage("train", args.params, READS) as ctx:
         prepared = read_prepared(ctx, args.prepared)
-        config, nets = recipes.load_nets(load_checkpoint(args.warmup_model), ctx.device)
+        origin = str(args.warmup_model)
+        payload = load_checkpoint(args.warmup_model)
+        config, nets = recipes.load_nets(payload, ctx.runtime, origin=origin, expect=ctx.params)
         first = load_division(args.division, len(prepared.labels))
-        nets, final, history = recipes.train(
+        checkpointer = ctx.checkpointer([args.prepared, args.warmup_model, args.division])
+        result = recipes.train(
             ctx.params,
             prepared,
             nets,
             first,
-            ctx.device,
-            on_epoch_end=lambda e, s: ctx.run.log_metrics(s, step=e),
+            ctx.runtime,
+            checkpointer=checkpointer,
+            on_epoch_end=epoch_logger(ctx),
         )
-        last = {k: v for k, v in history[-1].items() if k != "epoch"} if history else {}
+        ctx.resumed(result.resumed_from, result.resumed_run_id)
+        history = result.history
+        last = {k: v for k, v in history[-1].items() if k != "epoch"}
         outs = (args.model, args.out, args.metrics, args.plot, args.curves)
         with atomic_outputs(*outs) as (model, out, metrics, plot, curves):
-            save_checkpoint(model, recipes.nets_state(config, nets, history=history))
-            save_division(out, final)
+            save_checkpoint(model, recipes.nets_payload(config, nets, prepared, history=history))
+            save_division(out, result.division)
             write_json(metrics, last)
             save_history_csv(plot, history)
             save_training_curves(curves, history, CURVES)
-        ctx.run.log_outputs(list(outs))
-        log_ensemble(ctx, nets, prepared, args.model)
-        print(
-            f"train: {len(history)} epochs, test accuracy {last.get('test_accuracy', float('nan')):.4f}"
-        )
+        ctx.outputs_written = True
+        checkpointer.clear()
+        ctx.log("log_outputs", list(outs))
+        print(f"train: {len(history)} epochs, test accuracy {last['test_accuracy']:.4f}")
 
 
 if __name__ == "__main__":

@@ -148,6 +148,7 @@ class CorrectParams:
 
 @dataclass(frozen=True)
 class TrackingParams:
+    enabled: bool = True  # false: log nothing (library use, search trials)
     experiment: str = "noisyflow"  # MLflow experiment name
     registered_model: str = "noisyflow-ensemble"  # MLflow registry name; "" = don't register
 

@@ -40,15 +40,19 @@ class Mixer:
         *,
         rng: np.random.Generator,
         generator: torch.Generator,
-    ) -> torch.Tensor:
-        """mean_b weights_b * loss_fn(net(x), targets)_b.
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(mean_b weights_b * loss_fn(net(x), targets)_b, the logits of the plain x or None).
 
         Args:
             x: (B, C, H, W) augmented inputs; targets: (B, K) soft targets; weights: (B,).
             rng: host RNG for scalars (mixing coefficients); generator: on x's device, for
                 permutations.
+        Returns:
+            The scalar loss, and the logits of the un-mixed inputs when the mixer computed
+            them (for regularisers and per-sample statistics), else None.
         """
-        return (weights * loss_fn(net(x), targets)).mean()
+        logits = net(x)
+        return (weights * loss_fn(logits, targets)).mean(), logits
 
 
 @MIXINGS.register("none", params=NoParams, paper="no mixing")

@@ -1,4 +1,4 @@
-"""The deployable model: both DivideMix networks as one module that sums their logits."""
+"""Deployable models: the networks' ensemble, and an image classifier taking raw image arrays."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from torch import nn
 
 
 class Ensemble(nn.Module):
-    """Sum of the member networks' logits, DivideMix's test-time prediction.
+    """Sum of the member networks' logits (DivideMix's test-time prediction).
 
-    Input is what `noisyflow.data.to_tensor` produces: (B, C, H, W) float32 in [0, 1].
-    Output is (B, K) summed logits; `argmax(1)` is the predicted class.
+    Input: (B, C, H, W) float32 in [0, 1]; output: (B, K) summed logits.
     """
 
     def __init__(self, nets: Sequence[nn.Module]) -> None:
@@ -20,4 +19,20 @@ class Ensemble(nn.Module):
         self.nets = nn.ModuleList(nets)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([net(x) for net in self.nets]).sum(dim=0)  # (B, K)
+        return torch.stack([net(x) for net in self.nets]).sum(dim=0)
+
+
+class ImageClassifier(nn.Module):
+    """What the model registry serves: uint8 images (B, H, W, C) -> class probabilities (B, K).
+
+    Images must already have the training size and channel count (`noisyflow predict` resizes
+    files with the preprocessing stored in the checkpoint); normalisation is inside the networks.
+    """
+
+    def __init__(self, nets: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.ensemble = Ensemble(nets)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).float() / 255.0
+        return torch.softmax(self.ensemble(x), dim=1)

@@ -1,4 +1,4 @@
-"""A small VGG-style CNN for low-resolution images (digits 8x8, MNIST-sized inputs)."""
+"""A small VGG-style CNN for low-resolution images (digits 8x8, CIFAR-sized subsets on CPU)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """conv-conv-pool-conv-conv-global-pool; features are 4*width wide."""
+    """conv-conv-pool-conv-conv-global-pool backbone; (B, C, H, W) -> (B, 4w)."""
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 32) -> None:
+    def __init__(self, in_channels: int, width: int = 32) -> None:
         super().__init__()
         self.body = nn.Sequential(
             _block(in_channels, width),
@@ -26,10 +26,7 @@ class SmallCNN(nn.Module):
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.head = nn.Linear(4 * width, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)  # (B, 4*width)
+        self.out_dim = 4 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # (B, K)
+        return self.body(x)

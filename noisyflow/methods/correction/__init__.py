@@ -24,6 +24,7 @@ class PrototypeParams:
     density_quantile: float = param(0.4, gt=0.0, lt=1.0)  # S_c = similarity at this top fraction
     max_similarity: float = param(0.95, gt=0.0, le=1.0)  # prototypes less similar than this
     prototype_temperature: float = param(0.1, gt=0.0)  # softmax temperature of the vote
+    prototype_weight: float = param(0.5, ge=0.0, le=1.0)  # share of the vote vs the networks
 
 
 @dataclass(frozen=True)

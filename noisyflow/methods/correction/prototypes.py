@@ -1,5 +1,4 @@
-"""Prototype-based label correction (Han, Luo, Wang, "Deep Self-Learning from Noisy Labels",
-ICCV 2019), combined with the networks' prediction and the co-divide clean probability.
+"""Class prototypes of Han, Luo, Wang, "Deep Self-Learning From Noisy Labels", ICCV 2019.
 
 Per class, prototypes are samples that are dense (similar to many of their class) yet mutually
 dissimilar, so a class with several modes gets several prototypes. A sample's prototype label is
@@ -7,8 +6,6 @@ the class whose prototypes it resembles most (mean cosine similarity).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -84,51 +81,25 @@ def class_prototypes(
     return protos
 
 
-@dataclass(frozen=True)
-class Correction:
-    """Per-sample outcome, all (N,): the cleanlab-style label_issues table."""
-
-    corrected_label: np.ndarray
-    label_quality: np.ndarray
-    is_label_issue: np.ndarray
-    prototype_label: np.ndarray
-
-
-def correct_labels(
+def similarity_to_prototypes(
+    features: torch.Tensor,
     labels: np.ndarray,
-    net_probs: np.ndarray,
-    proto_sim: np.ndarray | None,
-    clean_prob: np.ndarray,
-    *,
-    prototype_weight: float = 0.5,
-    prototype_temperature: float = 0.1,
-    clean_margin: float = 0.05,
-) -> Correction:
-    """Combine the evidence into one decision per sample.
-
-    prediction p = (1 - beta) * net_probs + beta * softmax(sigma / tau) (beta = prototype_weight);
-    q = p + clean_margin * w * onehot(given), w the clean probability; corrected = argmax q;
-    label_quality = q[given] / sum(q) in [0, 1]; is_label_issue = corrected != given.
-    Without prototypes (proto_sim None) p = net_probs.
-
-    The clean probability already shaped training (co-refinement); here it only breaks near
-    ties in favour of the given label. Letting it dominate (q = w*y + (1-w)*p) keeps labels the
-    GMM wrongly calls clean: under asymmetric noise the networks learn the 60/40 pair mix, so
-    flipped samples get moderate losses and w ~ 1 although the prediction disagrees.
-    """
-    num_classes = net_probs.shape[1]
-    pred = net_probs
-    proto_label = np.full(len(labels), -1)
-    if proto_sim is not None:
-        proto_probs = torch.softmax(torch.as_tensor(proto_sim) / prototype_temperature, 1).numpy()
-        pred = (1 - prototype_weight) * net_probs + prototype_weight * proto_probs
-        proto_label = proto_sim.argmax(axis=1)
-    w = np.asarray(clean_prob)[:, None]
-    q = pred + clean_margin * w * np.eye(num_classes)[labels]
-    corrected = q.argmax(axis=1)
-    return Correction(
-        corrected_label=corrected,
-        label_quality=q[np.arange(len(labels)), labels] / q.sum(axis=1),
-        is_label_issue=corrected != labels,
-        prototype_label=proto_label,
+    candidates: np.ndarray,
+    num_classes: int,
+    p: object,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """sigma (N, K): each sample's mean cosine similarity to each class's prototypes, chosen
+    among `candidates` (e.g. the labelled set) with the density/similarity rule above."""
+    protos = class_prototypes(
+        features,
+        labels,
+        candidates,
+        num_classes,
+        num=p.prototypes,
+        samples_per_class=p.samples_per_class,
+        density_quantile=p.density_quantile,
+        max_similarity=p.max_similarity,
+        rng=rng,
     )
+    return prototype_similarity(features, protos)

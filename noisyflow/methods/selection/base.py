@@ -43,12 +43,38 @@ class Selector:
     requires: ClassVar[frozenset[str]] = frozenset()
     yields_unlabelled: ClassVar[bool] = True
     per_batch: ClassVar[bool] = False
+    redivide: ClassVar[bool] = False  # divide again at the start of every training epoch
+    records: ClassVar[bool] = False  # records per-sample statistics in warm-up steps
+    extra_classes: ClassVar[int] = 0  # output classes added to the warm-up networks
 
     def __init__(self, params: Any, *, seed: int = 0) -> None:
         self.params = params
         self.seed = seed
 
     def divide(self, inputs: SelectionInputs, num_nets: int) -> Division:
+        raise NotImplementedError
+
+    # Hooks into training; the defaults do nothing.
+    def init_stats(self, stats: dict, labels: Any, num_nets: int, num_classes: int) -> None:
+        """Create the per-sample accumulators this selector records (tensors, on labels' device)."""
+
+    def training_labels(self, stats: dict, labels: Any, k: int) -> Any:
+        """The labels network k trains on in warm-up (AUM relabels its threshold samples)."""
+        return labels
+
+    def record(self, stats: dict, k: int, idx: Any, logits: Any, assigned: Any, epoch: int) -> None:
+        """See one warm-up batch of network k: plain training logits and the labels it used."""
+
+    def at_epoch(self, division: Division, epoch: int, epochs: int) -> Division:
+        """The division training uses at `epoch` (a curriculum widens it over time)."""
+        return division
+
+    def keep_fraction(self, epoch: int) -> float:
+        """Per-batch selectors: the fraction of each batch kept at `epoch`."""
+        return 1.0
+
+    def batch_losses(self, loss_a: Any, loss_b: Any, keep_fraction: float) -> Any:
+        """Per-batch selectors: (loss for a, loss for b, kept by a, kept by b)."""
         raise NotImplementedError
 
 

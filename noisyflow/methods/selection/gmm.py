@@ -68,6 +68,7 @@ class GMMSelection(Selector):
     """Two-component GMM on each network's per-sample loss; low-loss component = clean."""
 
     requires = frozenset({"losses"})
+    redivide = True
 
     def divide(self, inputs: SelectionInputs, num_nets: int) -> Division:
         assert inputs.losses is not None

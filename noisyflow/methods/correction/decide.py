@@ -1,0 +1,60 @@
+"""The label-issue decision shared by every correction method.
+
+Evidence per sample: the networks' probabilities, optionally blended with a prototype vote, and
+the selection's clean probability (a tie-breaker for the given label). A sample is flagged when
+the blended evidence prefers another class; its label is *changed* only when the evidence is
+strong — the new class has at least `min_confidence` and, with `require_agreement`, every network
+and the prototype vote pick it — so a correction never trades a right label for a coin flip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from noisyflow.config import CorrectParams
+from noisyflow.types import Correction
+
+
+def decide(
+    labels: np.ndarray,
+    net_probs: np.ndarray,
+    proto_sim: np.ndarray | None,
+    clean_prob: np.ndarray,
+    p: CorrectParams,
+    *,
+    prototype_weight: float = 0.5,
+    prototype_temperature: float = 0.1,
+) -> Correction:
+    """Args: labels (N,) given; net_probs (M, N, K) softmax of each network; proto_sim (N, K)
+    mean cosine similarity to each class's prototypes or None; clean_prob (N,).
+
+    pred = (1 - beta) * mean_m net_probs + beta * softmax(proto_sim / tau)  (beta = weight)
+    q = pred + clean_margin * clean_prob * onehot(given);  suggested = argmax q
+    is_label_issue = suggested != given;  label_quality = q[given] / sum(q)
+    corrected = suggested where flagged, pred[suggested] >= min_confidence and (with
+    require_agreement) every network's argmax and the prototype argmax equal suggested; else given.
+    """
+    n, k = len(labels), net_probs.shape[-1]
+    pred = net_probs.mean(axis=0)
+    votes = [net_probs[m].argmax(axis=1) for m in range(len(net_probs))]
+    proto_label = np.full(n, -1)
+    if proto_sim is not None:
+        proto_probs = torch.softmax(torch.as_tensor(proto_sim) / prototype_temperature, 1).numpy()
+        pred = (1 - prototype_weight) * pred + prototype_weight * proto_probs
+        proto_label = proto_sim.argmax(axis=1)
+        votes.append(proto_label)
+    onehot = np.eye(k)[labels]
+    q = pred + p.clean_margin * np.asarray(clean_prob)[:, None] * onehot
+    suggested = q.argmax(axis=1)
+    flagged = suggested != labels
+    strong = pred[np.arange(n), suggested] >= p.min_confidence
+    if p.require_agreement:
+        strong &= np.all(np.stack(votes) == suggested, axis=0)
+    corrected = np.where(flagged & strong, suggested, labels)
+    return Correction(
+        corrected_label=corrected.astype(np.int64),
+        label_quality=q[np.arange(n), labels] / q.sum(axis=1),
+        is_label_issue=flagged,
+        prototype_label=proto_label.astype(np.int64),
+    )
