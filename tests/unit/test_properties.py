@@ -1,6 +1,7 @@
 """Property-based tests (hypothesis) of the pure method pieces.
 
-Derandomized and without an example database, so the suite is deterministic and writes nothing.
+Derandomized and without an example database, so the suite is deterministic (hypothesis may
+still cache constants in a self-ignored .hypothesis/ folder).
 """
 
 import numpy as np
