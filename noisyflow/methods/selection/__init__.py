@@ -9,5 +9,8 @@ from noisyflow.methods.selection.base import SELECTIONS, SelectionInputs, Select
 
 # Entries register themselves on import.
 from noisyflow.methods.selection import gmm as _gmm  # noqa: F401  isort: skip
+from noisyflow.methods.selection import coteaching as _coteaching  # noqa: F401  isort: skip
+from noisyflow.methods.selection import aum as _aum  # noqa: F401  isort: skip
+from noisyflow.methods.selection import curriculum as _curriculum  # noqa: F401  isort: skip
 
 __all__ = ["SELECTIONS", "SelectionInputs", "Selector", "all_labelled"]

@@ -35,7 +35,9 @@ class SelectionInputs:
 class Selector:
     """Base class of selection methods (see the registry entries).
 
-    requires:          which SelectionInputs fields `divide` needs ("losses", "features")
+    requires:          what `divide` needs: "losses", "features" (SelectionInputs fields) or
+                       "aum" (stats aum_sum / aum_count / aum_threshold recorded during training
+                       with a fake threshold class, see selection/aum.py)
     yields_unlabelled: whether the division can leave samples unlabelled (SSL needs that)
     per_batch:         whether it (also) selects inside each training step (co-teaching)
     """

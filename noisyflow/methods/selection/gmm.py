@@ -12,19 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
+import torch
 
 from noisyflow.config.parse import param
 from noisyflow.methods.selection.base import SELECTIONS, SelectionInputs, Selector
+from noisyflow.methods.selection.gmm1d import compute_dtype, fit_gmm1d
 from noisyflow.types import Division
 
 
 @dataclass(frozen=True)
 class GMMParams:
     p_threshold: float = param(0.5, gt=0.0, lt=1.0)  # labelled if P(clean) > this (tau)
-    max_iter: int = param(20, ge=1)
-    tol: float = param(0.01, gt=0.0)
-    reg_covar: float = param(5e-4, gt=0.0)  # DivideMix's CIFAR value
+    max_iter: int = param(20, ge=1)  # EM iterations at most (DivideMix: 10)
+    tol: float = param(0.01, gt=0.0)  # stop when the mean log-likelihood moves less than this
+    reg_covar: float = param(5e-4, gt=0.0)  # added to each variance (DivideMix's CIFAR value)
 
 
 def normalize_minmax(values: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -36,31 +37,35 @@ def normalize_minmax(values: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def fit_clean_probability(
-    losses: np.ndarray, p: GMMParams, seed: int
+    losses: np.ndarray | torch.Tensor, p: GMMParams, seed: int = 0
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """GMM on min-max normalised losses -> (P(low-loss component | loss) (N,), the fit).
 
     The fit holds weights, means and variances (in normalised units), the normalisation bounds
     and which component is the clean one, so a figure can draw the very mixture that split.
-    Seeded (DivideMix's GMM has no random_state, so its splits are not reproducible).
+    Fitted by EM in torch on the losses' device (`gmm1d.fit_gmm1d`, scikit-learn's semantics
+    with a deterministic 2-means initialisation), so the split is reproducible without a seed;
+    `seed` is kept for the callers' signature and unused. A torch tensor is fitted where it
+    lies (a GPU epoch's losses stay on the GPU); a NumPy array on the CPU.
+    Constant losses carry no evidence of noise: every sample gets clean probability 1.
     """
-    x, low, high = normalize_minmax(np.asarray(losses, dtype=np.float64))
+    x = torch.as_tensor(losses).detach().reshape(-1)
+    x = x.to(compute_dtype(x.device))
+    low, high = float(x.min()), float(x.max())
     fit: dict[str, Any] = {"kind": "gmm", "low": low, "high": high}
-    if np.ptp(x) == 0:
+    if not high > low:
         return np.ones(len(x)), fit
-    gmm = GaussianMixture(
-        n_components=2, max_iter=p.max_iter, tol=p.tol, reg_covar=p.reg_covar, random_state=seed
-    )
-    gmm.fit(x[:, None])
-    clean = int(gmm.means_.argmin())
+    gmm = fit_gmm1d((x - low) / (high - low), max_iter=p.max_iter, tol=p.tol, reg_covar=p.reg_covar)
+    clean = int(torch.argmin(gmm.means))  # 0: components are sorted by mean
     fit.update(
-        weights=gmm.weights_.tolist(),
-        means=gmm.means_[:, 0].tolist(),
-        variances=gmm.covariances_.reshape(-1).tolist(),
+        weights=gmm.weights.tolist(),
+        means=gmm.means.tolist(),
+        variances=gmm.variances.tolist(),
         clean_component=clean,
         threshold=p.p_threshold,
+        n_iter=gmm.n_iter,
     )
-    return gmm.predict_proba(x[:, None])[:, clean], fit
+    return gmm.posteriors[:, clean].cpu().numpy(), fit
 
 
 @SELECTIONS.register("gmm", params=GMMParams, paper="Li, Socher, Hoi, ICLR 2020 (DivideMix)")

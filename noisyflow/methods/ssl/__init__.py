@@ -40,7 +40,11 @@ class MixMatch:
 
 @SSLS.register("fixmatch", params=FixMatchParams, paper="Sohn et al., NeurIPS 2020")
 class FixMatch:
-    """FixMatch: weak-view pseudo-labels above a confidence threshold train the strong view."""
+    """FixMatch: weak-view pseudo-labels above a confidence threshold train the strong view.
+
+    Pieces in ssl/fixmatch.py: `strong_augment` (batched RandAugment + Cutout) and
+    `fixmatch_unlabelled_loss` (mask * CE averaged over all mu*B unlabelled samples).
+    """
 
     needs_unlabelled = True
 

@@ -1,0 +1,198 @@
+"""AUM: the area under the margin, thresholded by deliberately mislabelled samples.
+
+Pleiss, Zhang, Elenberg, Weinberger, "Identifying Mislabeled Data using the Area Under the Margin
+Ranking", NeurIPS 2020 (official code asappresearch/aum). The margin of a sample at one update is
+its assigned logit minus the largest other logit; averaged over the epochs of training (the AUM)
+it is high for samples the network learns from their own features and low (negative) for
+mislabelled samples that it only memorises late. The threshold comes from "threshold samples":
+N / (K + 1) samples relabelled to an extra, fake class K, which are mislabelled by
+construction; a sample whose AUM is below the 99th percentile of theirs is flagged.
+
+The engine's part: train network m with K + 1 outputs and its threshold set relabelled to K
+(`threshold_sets`, `with_threshold_class`), call `AUMRecorder.update(index, margins(logits,
+assigned))` for every batch of the epochs that `AUMSelection.records(epoch)` allows, and hand the
+recorder's sums and counts to `divide` as stats "aum_sum", "aum_count" with the threshold
+membership as "aum_threshold".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from noisyflow.config.parse import param
+from noisyflow.methods.selection.base import SELECTIONS, SelectionInputs, Selector
+from noisyflow.methods.selection.gmm1d import compute_dtype
+from noisyflow.types import Division
+
+
+@dataclass(frozen=True)
+class AUMParams:
+    """Pleiss et al., NeurIPS 2020: 99th-percentile rule, margins from the second epoch on."""
+
+    percentile: float = param(99.0, gt=0.0, lt=100.0)  # flag AUMs below this threshold percentile
+    start_epoch: int = param(1, ge=0)  # first epoch whose margins count (authors skip epoch 0)
+
+
+def margins(logits: torch.Tensor, assigned: torch.Tensor) -> torch.Tensor:
+    """z_assigned - max_{k != assigned} z_k on logits (B, K'), assigned (B,) -> (B,) float32.
+
+    Taken on the assigned (possibly noisy, or fake-class) label, from the training forward pass.
+    (The official code rounds logits through float16 first; we keep float32.)
+    """
+    z = logits.detach().float()
+    index = assigned.to(z.device).long()[:, None]
+    own = z.gather(1, index).squeeze(1)
+    others = z.scatter(1, index, float("-inf")).amax(dim=1)
+    return own - others
+
+
+class AUMRecorder:
+    """Per-sample sums and counts of margins, kept on the training device.
+
+    `update` is a scatter-add without host syncs; sums are float64 (float32 on MPS) so that a
+    resumed run adds in the same order and precision as an uninterrupted one.
+    """
+
+    def __init__(self, num_samples: int, device: torch.device | str = "cpu") -> None:
+        device = torch.device(device)
+        self.sum = torch.zeros(num_samples, dtype=compute_dtype(device), device=device)
+        self.count = torch.zeros(num_samples, dtype=torch.int64, device=device)
+
+    def update(self, index: torch.Tensor, margin: torch.Tensor) -> None:
+        """Add one margin per sample: index (B,) dataset rows, margin (B,)."""
+        index = index.to(self.sum.device).long()
+        self.sum.index_put_((index,), margin.detach().to(self.sum), accumulate=True)
+        self.count.index_put_((index,), torch.ones_like(index), accumulate=True)
+
+    def aum(self) -> torch.Tensor:
+        """(N,) mean margin; NaN where nothing was recorded."""
+        return self.sum / self.count
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"sum": self.sum.clone(), "count": self.count.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name in ("sum", "count"):
+            mine, theirs = getattr(self, name), state[name]
+            if tuple(theirs.shape) != tuple(mine.shape):
+                raise ValueError(
+                    f"AUM state {name!r}: {tuple(theirs.shape)} samples, expected {tuple(mine.shape)}"
+                )
+            mine.copy_(theirs)
+
+
+def threshold_sets(n: int, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint sets of n // (K + 1) sample indices (sorted), slices of one permutation.
+
+    The paper's size (the fake class as large as a real one; the replication code uses
+    n // K). With two networks, network m relabels set m, so every sample has an AUM from a
+    network in which it is a real-class sample.
+    """
+    size = n // (num_classes + 1)
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[:size]), np.sort(perm[size : 2 * size])
+
+
+def with_threshold_class(labels: np.ndarray, threshold: np.ndarray, num_classes: int) -> np.ndarray:
+    """A copy of `labels` (N,) with the threshold samples relabelled to the fake class K."""
+    out = np.array(labels, dtype=np.int64, copy=True)
+    out[threshold] = num_classes
+    return out
+
+
+def aum_clean_prob(
+    aum: torch.Tensor, threshold_aums: torch.Tensor, percentile: float = 99.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """AUMs (N,) against the threshold samples' AUMs (T,) -> (clean_prob (N,), flagged (N,)).
+
+    clean_prob: the fraction of threshold samples whose AUM is strictly below the sample's (the
+    threshold samples' empirical CDF): 1 when it beats every mislabelled-by-construction sample.
+    flagged: AUM < the `percentile`-th percentile of the threshold AUMs (linear interpolation,
+    as numpy.percentile). The official code flags when more than 1% of threshold AUMs exceed the
+    sample's, which differs only in how it interpolates between two threshold samples.
+    """
+    if threshold_aums.numel() == 0:
+        raise ValueError("aum_clean_prob: no threshold samples with a recorded margin")
+    ref = torch.sort(threshold_aums.to(aum.dtype)).values
+    clean_prob = torch.searchsorted(ref, aum.contiguous(), side="left").to(aum.dtype) / len(ref)
+    cut = torch.quantile(ref, percentile / 100.0)
+    return clean_prob, aum < cut
+
+
+def _as_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().to(dtype)
+    return torch.as_tensor(np.asarray(value)).to(dtype)
+
+
+@SELECTIONS.register("aum", params=AUMParams, paper="Pleiss et al., NeurIPS 2020")
+class AUMSelection(Selector):
+    """Area under the margin: flag samples whose mean margin is below 99% of threshold samples.
+
+    Network m's view: each sample's AUM from network m, unless it is one of m's threshold
+    samples; then from the other network (two networks, disjoint sets: always available). With
+    one network its threshold samples have no AUM of their own: clean_prob 0.5 and labelled
+    (no evidence either way). labelled = not flagged; weight 1; loss = -AUM. Samples without a
+    recorded margin are treated the same way and counted in the fit as "unrecorded".
+    """
+
+    requires = frozenset({"aum"})
+    yields_unlabelled = True
+    per_batch = False
+
+    def records(self, epoch: int) -> bool:
+        """Whether margins of `epoch` (0-based) enter the AUM."""
+        return epoch >= self.params.start_epoch
+
+    def divide(self, inputs: SelectionInputs, num_nets: int) -> Division:
+        sums = _as_tensor(inputs.stats["aum_sum"], torch.float64)[:num_nets]
+        counts = _as_tensor(inputs.stats["aum_count"], torch.float64)[:num_nets]
+        threshold = _as_tensor(inputs.stats["aum_threshold"], torch.bool)[:num_nets]
+        n = len(inputs.labels)
+        if (
+            sums.shape != (num_nets, n)
+            or counts.shape != sums.shape
+            or threshold.shape != sums.shape
+        ):
+            raise ValueError(f"aum: stats must be ({num_nets}, {n}) per network")
+        if num_nets == 2 and bool((threshold[0] & threshold[1]).any()):
+            raise ValueError("aum: the two networks' threshold sets must be disjoint")
+        aum = sums / counts
+        recorded = counts > 0
+        own = []  # per network: clean_prob, flagged, cut, T from its own run
+        for m in range(num_nets):
+            ref = aum[m][threshold[m] & recorded[m]]
+            prob, flagged = aum_clean_prob(aum[m], ref, self.params.percentile)
+            cut = float(torch.quantile(ref, self.params.percentile / 100.0))
+            own.append((prob, flagged, cut, len(ref)))
+        clean_prob, labelled, loss, fits = [], [], [], []
+        for m in range(num_nets):
+            src = torch.full((n,), m)
+            if num_nets == 2:
+                src = torch.where(threshold[m], 1 - m, m)
+            rows = torch.arange(n)
+            prob = torch.stack([own[k][0] for k in range(num_nets)])[src, rows]
+            flagged = torch.stack([own[k][1] for k in range(num_nets)])[src, rows]
+            unknown = ~recorded[src, rows] | threshold[src, rows]
+            value = torch.where(unknown, float("nan"), aum[src, rows])
+            prob = torch.where(unknown, 0.5, prob)
+            flagged = flagged & ~unknown
+            clean_prob.append(prob.numpy())
+            labelled.append((~flagged).numpy())
+            loss.append((-value).numpy())
+            fits.append(
+                {
+                    "kind": "aum",
+                    "percentile": self.params.percentile,
+                    "threshold": own[m][2],
+                    "num_threshold": own[m][3],
+                    "flagged": int(flagged.sum()),
+                    "unrecorded": int((~recorded[src, rows] & ~threshold[src, rows]).sum()),
+                }
+            )
+        clean = np.stack(clean_prob)
+        return Division(clean, np.stack(labelled), np.ones_like(clean), np.stack(loss), tuple(fits))
