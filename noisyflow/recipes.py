@@ -230,7 +230,7 @@ def warmup(
     nets = build_nets(params, prepared, config, runtime)
     data = TrainData(prepared.x_train, prepared.labels, runtime)
     state = _new_state(params, method, nets, runtime, cfg, params.seed)
-    selector.init_stats(state.stats, data.labels, len(nets), k_real)
+    selector.init_stats(state.stats, data.labels, len(nets), k_real, cfg.epochs)
     saved = _resume(state, checkpointer)
     ctx = _context(params, method, state, data, config.num_classes, cfg)
     every = data.all_indices()
@@ -275,7 +275,7 @@ def warmup(
 
 
 def partial_record(selector: Selector, stats: dict, assigned: torch.Tensor, epoch: int):
-    if not selector.records:
+    if not selector.tracks_training:
         return None
 
     def record(k: int, idx: torch.Tensor, logits: torch.Tensor) -> None:
@@ -298,7 +298,7 @@ def selection_inputs(
 ) -> SelectionInputs:
     """Run the networks over the training set for what the selector requires."""
     losses = features = None
-    if selector.requires:
+    if selector.requires & {"losses", "features"}:
         outs = [infer(net, data, runtime=data.runtime) for net in nets]
         if "losses" in selector.requires:
             losses = np.stack(

@@ -32,7 +32,15 @@ from pipeline.workspace import (
     workspace_lock,
 )
 
-STAGES = ("sources", "prepare", "warmup", "codivide", "train", "correct", "evaluate")  # dvc.yaml order
+STAGES = (
+    "sources",
+    "prepare",
+    "warmup",
+    "codivide",
+    "train",
+    "correct",
+    "evaluate",
+)  # dvc.yaml order
 REPORT_KEY = "noisyflow-report"
 SWEEP_KEY = "noisyflow-sweep"
 

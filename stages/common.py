@@ -53,7 +53,9 @@ class StageContext:
         for path in [*inputs, PACKAGE]:
             digest.update(f"{path.name}:{dvc_hash(path)}".encode())
         every = self.params.runtime.checkpoint_every
-        ck = Checkpointer(self.root / STATE_DIR / f"{self.name}.pt", digest.hexdigest(), every=every)
+        ck = Checkpointer(
+            self.root / STATE_DIR / f"{self.name}.pt", digest.hexdigest(), every=every
+        )
         ck.run_id = getattr(self.run, "run_id", None)
         return ck
 

@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> None:
             data_key=dvc_hash(args.prepared)[:12],
         )
         shown = ("test_accuracy", "detection_f1", "correction_accuracy", "given_label_accuracy")
-        print("evaluate: " + ", ".join(f"{k}={result.metrics[k]:.4f}" for k in shown if k in result.metrics))
+        print(
+            "evaluate: "
+            + ", ".join(f"{k}={result.metrics[k]:.4f}" for k in shown if k in result.metrics)
+        )
 
 
 if __name__ == "__main__":

@@ -13,22 +13,34 @@ from typing import Any
 import yaml
 
 from noisyflow.config.parse import build, flatten, get_dotted, set_dotted, to_dict
-from noisyflow.config.schema import (
-    AugmentParams,
-    CorrectParams,
-    CsvParams,
-    DataParams,
-    MethodParams,
-    ModelParams,
-    NoiseParams,
-    OptimParams,
-    Params,
-    RuntimeParams,
-    TrackingParams,
-    TrainParams,
-    WarmupParams,
-)
 from noisyflow.errors import ParamsError
+
+_SCHEMA = (
+    "AugmentParams",
+    "CorrectParams",
+    "CsvParams",
+    "DataParams",
+    "MethodParams",
+    "ModelParams",
+    "NoiseParams",
+    "OptimParams",
+    "Params",
+    "RuntimeParams",
+    "TrackingParams",
+    "TrainParams",
+    "WarmupParams",
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The schema imports the method registries, whose entries declare their params with
+    # noisyflow.config.parse: loading it lazily keeps `import noisyflow.methods` cycle-free.
+    if name in _SCHEMA:
+        from noisyflow.config import schema
+
+        return getattr(schema, name)
+    raise AttributeError(f"module 'noisyflow.config' has no attribute {name!r}")
+
 
 __all__ = [
     "AugmentParams",
@@ -68,7 +80,7 @@ def read_yaml(path: str | Path) -> Any:
         raise ParamsError(f"{path}: not valid YAML ({first})") from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = "params.yaml") -> Any:
     """Read and validate params.yaml. Raises ParamsError naming the file and key."""
     raw = read_yaml(path) or {}
     try:
@@ -77,12 +89,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: {exc}") from None
 
 
-def parse_params(raw: dict[str, Any]) -> Params:
+def parse_params(raw: dict[str, Any]) -> Any:
     """Build Params from a plain nested dict (as read from YAML)."""
+    from noisyflow.config.schema import Params
+
     return build(Params, raw)
 
 
-def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
+def with_overrides(params: Any, overrides: dict[str, Any]) -> Any:
     """Return params with dotted-key overrides applied, e.g. {"train.epochs": 3}."""
     tree = to_dict(params)
     for key, value in overrides.items():

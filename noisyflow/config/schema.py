@@ -212,6 +212,11 @@ def check_combination(params: Params) -> None:
             f"method.selection: {m.selection!r} exchanges selections between two networks; "
             "it needs method.networks: 2"
         )
+    if selector.tracks_training and m.mixup == "mixup":
+        raise ParamsError(
+            f"method.mixup: {m.selection!r} records margins of plain training forwards, which "
+            "mixup replaces by mixed ones; use method.mixup: none or afm"
+        )
     if m.ssl == "mixmatch" and m.mixup != "none":
         raise ParamsError(
             "method.mixup: MixMatch mixes its batches already; use method.mixup: none "

@@ -1,10 +1,10 @@
 """Methods on registered seams, one registry per family (see registry.py):
 
-    method.loss       -> LOSSES       (losses.<name>.*)
-    method.selection  -> SELECTIONS   (selection.<name>.*)
-    method.ssl        -> SSLS         (ssl.<name>.*)
-    method.mixup      -> MIXINGS      (mixing.<name>.*)
-    method.correction -> CORRECTIONS  (correction.<name>.*)
+method.loss       -> LOSSES       (losses.<name>.*)
+method.selection  -> SELECTIONS   (selection.<name>.*)
+method.ssl        -> SSLS         (ssl.<name>.*)
+method.mixup      -> MIXINGS      (mixing.<name>.*)
+method.correction -> CORRECTIONS  (correction.<name>.*)
 """
 
 from noisyflow.methods.correction import CORRECTIONS

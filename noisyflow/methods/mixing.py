@@ -119,11 +119,12 @@ class Mixup(Mixer):
         *,
         rng: np.random.Generator,
         generator: torch.Generator,
-    ) -> torch.Tensor:
-        """mean_b w_b loss_fn(net(x'), t')_b on the mixed batch (see `mix`)."""
+    ) -> tuple[torch.Tensor, None]:
+        """(mean_b w_b loss_fn(net(x'), t')_b on the mixed batch (see `mix`), None): no plain
+        logits are computed."""
         lam, perm = draw_mixup(self.params.alpha, x.shape[0], rng=rng, generator=generator)
         mixed_x, mixed_t = mix(x, targets, lam, perm)
-        return (weights * loss_fn(net(mixed_x), mixed_t)).mean()
+        return (weights * loss_fn(net(mixed_x), mixed_t)).mean(), None
 
 
 # ----------------------------------------------------------------------------- attentive feature mixup
@@ -170,8 +171,8 @@ def afm_loss(
     *,
     weight_mixed: float,
     weight_plain: float,
-) -> torch.Tensor:
-    """weight_mixed * L_mixed + weight_plain * L_plain on one batch of features.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight_mixed * L_mixed + weight_plain * L_plain, the plain logits) on one batch.
 
     Pairs: i = b for b < P, j = P + b, P = B // 2; an odd batch's last sample is in L_plain only.
         L_mixed = mean over the 2P rows of [w_i loss(head(m), t_i); w_j loss(head(m), t_j)]
@@ -181,12 +182,13 @@ def afm_loss(
     released code, which trains head([m; m]) against [y_i; y_j] with one mean CE.)
 
     Args:
-        features: (B, D); targets: (B, K); weights: (B,). Returns a scalar.
+        features: (B, D); targets: (B, K); weights: (B,). Returns a scalar and (B, K) logits.
     """
-    plain = (weights * loss_fn(head(features), targets)).mean()
+    plain_logits = head(features)
+    plain = (weights * loss_fn(plain_logits, targets)).mean()
     pairs = features.shape[0] // 2
     if pairs == 0:
-        return weight_plain * plain
+        return weight_plain * plain, plain_logits
     half = slice(0, pairs), slice(pairs, 2 * pairs)
     mixed, _ = attention(features[half[0]], features[half[1]])
     logits = head(mixed)
@@ -196,7 +198,7 @@ def afm_loss(
             weights[half[1]] * loss_fn(logits, targets[half[1]]),
         ]
     )
-    return weight_mixed * per_row.mean() + weight_plain * plain
+    return weight_mixed * per_row.mean() + weight_plain * plain, plain_logits
 
 
 @MIXINGS.register("afm", params=AFMParams, paper="Peng et al., ECCV 2020 (attentive feature mixup)")
@@ -223,8 +225,8 @@ class AttentiveFeatureMixing(Mixer):
         *,
         rng: np.random.Generator,
         generator: torch.Generator,
-    ) -> torch.Tensor:
-        """AFM loss of `net` on one batch; `extra` is this network's AttentiveFeatureMixup."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(AFM loss of `net` on one batch, plain logits); `extra` is its AttentiveFeatureMixup."""
         if not isinstance(extra, AttentiveFeatureMixup):
             raise TypeError("afm needs the network's AttentiveFeatureMixup module (see module())")
         return afm_loss(

@@ -199,9 +199,7 @@ def mixmatch_pass(
         logits = fwd(mixed_x)
         n_x = 2 * len(idx)
         loss_x = ctx.loss_fn(logits[:n_x], mixed_t[:n_x]).mean()
-        loss_u = (
-            L.unlabelled_mse(logits[n_x:], mixed_t[n_x:]) if uidx is not None else 0 * loss_x
-        )
+        loss_u = L.unlabelled_mse(logits[n_x:], mixed_t[n_x:]) if uidx is not None else 0 * loss_x
         ramp = mm.linear_rampup(epoch + i / len(lab_batches), p.rampup_epochs)
         loss = loss_x + p.lambda_u * ramp * loss_u + p.prior_weight * L.uniform_prior(logits)
         loss = ctx.regularise(loss, net, None)

@@ -75,7 +75,7 @@ def test_mixup_loss_pins_lambda_perm_and_weights():
     t = one_hot(torch.tensor(labels), 2)
     w = torch.tensor([1.0, 0.5, 2.0, 0.0])
     mixer = Mixup(MixupParams(alpha=2.0))
-    got = mixer.loss(
+    got, plain = mixer.loss(
         net,
         None,
         x,
@@ -95,13 +95,14 @@ def test_mixup_loss_pins_lambda_perm_and_weights():
         loss_b = lam * (lse - z[labels[b]]) + (1 - lam) * (lse - z[labels[perm[b]]])
         total += w[b].item() * loss_b
     assert_close(got, torch.tensor(total / 4))
+    assert plain is None  # mixup computes no logits of the un-mixed batch
 
 
 def test_no_mixing_is_the_weighted_mean():
     net = LinearNet()
     x = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     t = one_hot(torch.tensor([0, 1]), 2)
-    got = NoMixing(None).loss(
+    got, logits = NoMixing(None).loss(
         net,
         None,
         x,
@@ -112,6 +113,7 @@ def test_no_mixing_is_the_weighted_mean():
         generator=torch.Generator(),
     )
     assert_close(got, torch.tensor((softplus(-1.0) + 0.5 * softplus(-2.0)) / 2))
+    assert_close(logits, net(x))
 
 
 def fixed_attention() -> AttentiveFeatureMixup:
@@ -143,7 +145,7 @@ def test_afm_loss_values(odd):
     w = torch.tensor([1.0, 0.5] + ([2.0] if odd else []))
     net = LinearNet()
     mixer = AttentiveFeatureMixing(AFMParams(hidden=1))
-    got = mixer.loss(
+    got, logits = mixer.loss(
         net,
         fixed_attention(),
         x,
@@ -158,13 +160,14 @@ def test_afm_loss_values(odd):
     plain_rows = [softplus(-1.0), 0.5 * softplus(-2.0)] + ([2.0 * math.log(2.0)] if odd else [])
     expected = 1.5 * mixed + 0.5 * sum(plain_rows) / len(plain_rows)
     assert_close(got, torch.tensor(expected))
+    assert_close(logits, net(x))  # the plain logits, for regularisers and statistics
 
 
 def test_afm_trains_the_attention_and_needs_it():
     att = fixed_attention()
     x = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     t = one_hot(torch.tensor([0, 1]), 2)
-    loss = afm_loss(
+    loss, _ = afm_loss(
         x, LinearNet().head, att, t, torch.ones(2), ce, weight_mixed=1.0, weight_plain=0.0
     )
     loss.backward()
@@ -188,7 +191,7 @@ def test_afm_trains_the_attention_and_needs_it():
 def test_afm_single_sample_is_plain_loss():
     x = torch.tensor([[1.0, 0.0]])
     t = one_hot(torch.tensor([0]), 2)
-    got = afm_loss(
+    got, _ = afm_loss(
         x,
         LinearNet().head,
         fixed_attention(),

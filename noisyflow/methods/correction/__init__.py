@@ -39,7 +39,6 @@ class VoteParams:
     prototype_weight: float = param(0.5, ge=0.0, le=1.0)  # share of the prototype vote
 
 
-
 @CORRECTIONS.register(
     "prototype", params=PrototypeParams, paper="Han, Luo, Wang, ICCV 2019 (self-learning)"
 )

@@ -143,14 +143,56 @@ class AUMSelection(Selector):
     requires = frozenset({"aum"})
     yields_unlabelled = True
     per_batch = False
+    tracks_training = True
+    extra_classes = 1  # the fake class of the threshold samples
 
     def records(self, epoch: int) -> bool:
         """Whether margins of `epoch` (0-based) enter the AUM."""
         return epoch >= self.params.start_epoch
 
+    # Warm-up hooks (no self.params here: see Selector.init_stats).
+    def init_stats(
+        self, stats: dict, labels: torch.Tensor, num_nets: int, num_classes: int, epochs: int
+    ) -> None:
+        """Threshold sets (network m relabels set m to class K) and per-epoch margin slots."""
+        n = len(labels)
+        sets = threshold_sets(n, num_classes, self.seed)
+        threshold = torch.zeros(num_nets, n, dtype=torch.bool, device=labels.device)
+        for m in range(num_nets):
+            threshold[m, torch.as_tensor(sets[m], device=labels.device)] = True
+        stats["aum_threshold"] = threshold
+        stats["aum_epoch_sum"] = torch.zeros(num_nets, epochs, n, device=labels.device)
+        stats["aum_epoch_seen"] = torch.zeros(num_nets, epochs, n, device=labels.device)
+        stats["aum_num_classes"] = torch.tensor(num_classes)
+
+    def training_labels(self, stats: dict, labels: torch.Tensor, k: int) -> torch.Tensor:
+        fake = int(stats["aum_num_classes"])
+        return torch.where(stats["aum_threshold"][k], fake, labels)
+
+    def record(
+        self,
+        stats: dict,
+        k: int,
+        idx: torch.Tensor,
+        logits: torch.Tensor,
+        assigned: torch.Tensor,
+        epoch: int,
+    ) -> None:
+        """Add this batch's margins (training forward, assigned labels) to epoch `epoch`."""
+        m = margins(logits.float(), assigned)
+        stats["aum_epoch_sum"][k, epoch].index_add_(0, idx, m)
+        stats["aum_epoch_seen"][k, epoch].index_add_(0, idx, torch.ones_like(m))
+
     def divide(self, inputs: SelectionInputs, num_nets: int) -> Division:
-        sums = _as_tensor(inputs.stats["aum_sum"], torch.float64)[:num_nets]
-        counts = _as_tensor(inputs.stats["aum_count"], torch.float64)[:num_nets]
+        if "aum_epoch_sum" in inputs.stats:  # recorded by warm-up: keep epochs >= start_epoch
+            start = self.params.start_epoch
+            epoch_sum = _as_tensor(inputs.stats["aum_epoch_sum"], torch.float64)
+            epoch_seen = _as_tensor(inputs.stats["aum_epoch_seen"], torch.float64)
+            sums, counts = epoch_sum[:, start:].sum(1), epoch_seen[:, start:].sum(1)
+        else:
+            sums = _as_tensor(inputs.stats["aum_sum"], torch.float64)
+            counts = _as_tensor(inputs.stats["aum_count"], torch.float64)
+        sums, counts = sums[:num_nets], counts[:num_nets]
         threshold = _as_tensor(inputs.stats["aum_threshold"], torch.bool)[:num_nets]
         n = len(inputs.labels)
         if (

@@ -46,7 +46,7 @@ class Selector:
     yields_unlabelled: ClassVar[bool] = True
     per_batch: ClassVar[bool] = False
     redivide: ClassVar[bool] = False  # divide again at the start of every training epoch
-    records: ClassVar[bool] = False  # records per-sample statistics in warm-up steps
+    tracks_training: ClassVar[bool] = False  # records per-sample statistics in warm-up steps
     extra_classes: ClassVar[int] = 0  # output classes added to the warm-up networks
 
     def __init__(self, params: Any, *, seed: int = 0) -> None:
@@ -57,8 +57,14 @@ class Selector:
         raise NotImplementedError
 
     # Hooks into training; the defaults do nothing.
-    def init_stats(self, stats: dict, labels: Any, num_nets: int, num_classes: int) -> None:
-        """Create the per-sample accumulators this selector records (tensors, on labels' device)."""
+    def init_stats(
+        self, stats: dict, labels: Any, num_nets: int, num_classes: int, epochs: int
+    ) -> None:
+        """Create the per-sample accumulators this selector records (tensors, on labels' device).
+
+        The training hooks (init_stats, training_labels, record) must not read `self.params`:
+        the warm-up stage builds the selector without them, so a change to the selection's own
+        params never reruns warm-up."""
 
     def training_labels(self, stats: dict, labels: Any, k: int) -> Any:
         """The labels network k trains on in warm-up (AUM relabels its threshold samples)."""

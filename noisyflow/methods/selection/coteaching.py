@@ -115,6 +115,7 @@ class CoteachingSelection(Selector):
     requires = frozenset({"losses"})
     yields_unlabelled = True
     per_batch = True
+    redivide = True  # the epoch-level division (reporting, correction) follows the schedule
 
     def forget_rate(self, epoch: int) -> float:
         """This selector's forget rate at `epoch` (see `forget_rate`)."""
@@ -137,3 +138,9 @@ class CoteachingSelection(Selector):
         return Division(
             clean_prob, labelled, np.ones_like(clean_prob), losses.numpy()[:num_nets].copy(), fits
         )
+
+    def batch_losses(
+        self, loss_a: torch.Tensor, loss_b: torch.Tensor, keep_fraction: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each network is updated on the samples its *peer* kept (see coteaching_losses)."""
+        return coteaching_losses(loss_a, loss_b, keep_fraction)

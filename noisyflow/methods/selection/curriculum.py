@@ -144,6 +144,7 @@ class CurriculumSelection(Selector):
         weight = np.zeros((num_nets, n))
         loss = np.zeros((num_nets, n))
         fits: list[dict[str, Any]] = []
+        subsets = np.zeros((num_nets, n), dtype=np.int64)
         for m in range(num_nets):
             features = torch.as_tensor(np.asarray(inputs.features[m]))
             sizes, cutoffs = [], []
@@ -156,6 +157,7 @@ class CurriculumSelection(Selector):
                 subset, rho, pct, d_c = curriculum_subsets(features[idx], p.density_t)
                 clean_prob[m, idx] = pct.cpu().numpy()
                 weight[m, idx] = weights[subset.cpu()].numpy()
+                subsets[m, idx] = subset.cpu().numpy()
                 loss[m, idx] = -rho.cpu().numpy()
                 sizes.append(torch.bincount(subset, minlength=3).tolist())
                 cutoffs.append(d_c)
@@ -165,6 +167,18 @@ class CurriculumSelection(Selector):
                     "density_t": p.density_t,
                     "subset_sizes": sizes,
                     "cutoffs": cutoffs,
+                    "subset": subsets[m].tolist(),
                 }
             )
         return Division(clean_prob, np.ones((num_nets, n), dtype=bool), weight, loss, tuple(fits))
+
+    def at_epoch(self, division: Division, epoch: int, epochs: int) -> Division:
+        """The curriculum: the first third of training uses the dense subset of every class,
+        the second third adds the medium one, the last third everything (Guo et al., §3.3),
+        each subset with its weight."""
+        stage = min(3 * epoch // max(epochs, 1), 2)
+        subset = np.array([f["subset"] for f in division.fits])
+        labelled = division.labelled & (subset <= stage)
+        return Division(
+            division.clean_prob, labelled, division.weight, division.loss, division.fits
+        )
