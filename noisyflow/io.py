@@ -16,7 +16,6 @@ import torch
 
 from noisyflow.errors import InputDataError, OutputError
 
-
 JOURNAL_DIR = ".noisyflow/txn"
 
 

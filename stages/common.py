@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from noisyflow import tracking
-from noisyflow.config import Params, flatten, load_params, to_dict
+from noisyflow.config import flatten, load_params, to_dict
 from noisyflow.config.view import ParamsView, resolve_reads
 from noisyflow.errors import NoisyflowError
 from noisyflow.lineage import dvc_hash

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from noisyflow.data.prepared import load_prepared
+
 from noisyflow.lineage import dvc_hash
 from noisyflow.types import Prepared
 from stages.common import StageContext

@@ -8,6 +8,7 @@ params.yaml names (the data file or folder, every image a CSV lists, test_path, 
 from __future__ import annotations
 
 from noisyflow.data.fingerprint import fingerprint
+
 from noisyflow.io import atomic_outputs, write_json
 from noisyflow.tracking import project_root
 from stages.common import entrypoint, parser

@@ -51,7 +51,7 @@ class ParamsView:
     def chosen(self, family: str) -> Any:
         """The chosen method's params of `family` (e.g. "selection"), if declared."""
         section = {"loss": "losses", "mixup": "mixing"}.get(family, family)
-        name = getattr(getattr(self, "method"), family)
+        name = getattr(self.method, family)
         return getattr(getattr(self, section), name)
 
     @property

@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from noisyflow.engine import predict_ensemble
 
 from noisyflow import recipes
 from noisyflow.artifacts import load_prepared
 from noisyflow.data import to_tensor
-from noisyflow.engine import predict_ensemble
 from noisyflow.io import load_checkpoint
 from pipeline import cli
 from tests.helpers import dvc, make_dvc_project, subprocess_env

@@ -1,6 +1,5 @@
 import numpy as np
 import torch
-
 from noisyflow.correction import (
     class_prototypes,
     correct_labels,

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from noisyflow.engine import cosine_lr, minibatches, optimize, predict, predict_ensemble, run_epochs
+
 from noisyflow.errors import ParamsError
 from noisyflow.models import MODELS, ModelConfig, create_model
 

@@ -1,7 +1,5 @@
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
-
 from noisyflow.selection import (
     clean_probability,
     estimated_noise_rate,
@@ -9,6 +7,7 @@ from noisyflow.selection import (
     per_sample_loss,
     split_by_threshold,
 )
+from sklearn.metrics import roc_auc_score
 
 
 def two_mode_losses(n_clean=600, n_noisy=400, seed=0):

@@ -16,7 +16,7 @@ from noisyflow import recipes
 from noisyflow.config import parse_params, with_overrides
 from noisyflow.methods import losses as L
 from noisyflow.methods.mixing import NoMixing
-from noisyflow.methods.ssl import MixMatchParams, FixMatchParams
+from noisyflow.methods.ssl import FixMatchParams, MixMatchParams
 from noisyflow.methods.ssl import mixmatch as mm
 from noisyflow.train import steps
 from noisyflow.train.data import TrainData
