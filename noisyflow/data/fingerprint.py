@@ -45,9 +45,13 @@ def fingerprint(data: DataParams, base: str | Path = ".") -> dict[str, Any]:
             require_file(path, key=key, shown=shown)
             files.append(_record(path, written))
         if data.source in ("csv", "imagefolder"):
-            encoded = load_source(data, split=split, base=base).encoded
-            for real, name in zip(encoded.files, encoded.names, strict=True):
-                files.append(_record(Path(real), _relative(name, base)))
+            src = load_source(data, split=split, base=base)
+            if data.source == "imagefolder":
+                root = written
+            else:
+                root = data.root or os.path.dirname(written) or "."
+            for real, rel in zip(src.encoded.files, src.paths, strict=True):
+                files.append(_record(Path(real), os.path.normpath(os.path.join(root, rel))))
     if data.labels_path:
         path, shown = resolve(data.labels_path, base), display(data.labels_path, base)
         require_file(path, key="data.labels_path", shown=shown)
@@ -58,9 +62,3 @@ def fingerprint(data: DataParams, base: str | Path = ".") -> dict[str, Any]:
 def _record(path: Path, name: str) -> list[Any]:
     st = os.stat(path)
     return [str(name), int(st.st_size), int(st.st_mtime_ns)]
-
-
-def _relative(name: str, base: Path) -> str:
-    """A display name without the project prefix that `display` adds for a non-default base."""
-    prefix = str(base) + os.sep
-    return name[len(prefix) :] if base != Path(".") and name.startswith(prefix) else name

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from noisyflow.errors import InputDataError
 
@@ -128,6 +128,11 @@ def decode_image(
             im = Image.open(fp)
         except FileNotFoundError:
             raise InputDataError(f"{name}: file not found; expected an image file") from None
+        except UnidentifiedImageError:
+            raise InputDataError(
+                f"{name}: not an image Pillow can read; expected one of "
+                + ", ".join(IMAGE_EXTENSIONS)
+            ) from None
         except _DECODE_ERRORS as exc:
             raise InputDataError(
                 f"{name}: not an image Pillow can read ({_reason(exc)}); expected one of "

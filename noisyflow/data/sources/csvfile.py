@@ -199,7 +199,13 @@ def load(params: DataParams, *, split: str = "train", base: Path = Path(".")) ->
         origin=shown,
         encoded=EncodedImages(
             files=np.asarray(files, dtype=str),
-            names=np.asarray([os.path.join(root_shown, p) for p in paths], dtype=str),
+            names=np.asarray(
+                [
+                    f"{os.path.join(root_shown, p)} ({shown} data row {i + 1})"
+                    for i, p in enumerate(paths)
+                ],
+                dtype=str,
+            ),
         ),
         paths=np.asarray(paths, dtype=str),
         true_labels=true_labels,
