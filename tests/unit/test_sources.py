@@ -310,3 +310,14 @@ def test_cifar10_format_pack_checks(tmp_path):
 def test_a_test_split_needs_a_test_set():
     with pytest.raises(InputDataError, match="data.test_path: not set"):
         load_source(params(), split="test")
+
+
+def test_params_refuse_combinations_no_source_can_read():
+    from noisyflow.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="data.test_path: digits has no separate test set"):
+        params(test_path="t.npz")
+    with pytest.raises(ParamsError, match=r"data.labels_path: 'l.txt'; expected a .csv"):
+        params(labels_path="l.txt")
+    with pytest.raises(ParamsError, match="data.path: required when data.source is 'csv'"):
+        params(source="csv")
