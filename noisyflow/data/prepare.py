@@ -21,6 +21,7 @@ unchanged result leaves downstream DVC stages up to date.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ from noisyflow.data.sources import SourceData, has_test_source, load_source
 from noisyflow.data.sources.base import display, resolve
 from noisyflow.data.sources.csvfile import parse_labels, read_table, where
 from noisyflow.data.split import stratified_split
-from noisyflow.data.store import copy_rows, write_npz
+from noisyflow.data.store import copy_rows, read_rows, write_npz
 from noisyflow.errors import InputDataError
 from noisyflow.io import atomic_outputs, load_npz, read_json, write_json
 from noisyflow.noise import inject_noise, transition_matrix
@@ -64,6 +65,7 @@ def prepare_dataset(
     Raises InputDataError (naming the file, row and expectation) for any bad input.
     """
     base = Path(base)
+    refuse_outputs_among_inputs(data, base, out_dir=Path(out_dir), cache_dir=Path(cache_dir))
     source = load_source(data, split="train", base=base)
     given = source.labels
     if data.labels_path:
@@ -167,6 +169,27 @@ def prepare_dataset(
     prepared = load_prepared(out_dir)
     prepared.meta["decode_run"] = run
     return prepared
+
+
+def refuse_outputs_among_inputs(
+    data: DataParams, base: Path, *, out_dir: Path, cache_dir: Path
+) -> None:
+    """The outputs and the cache may not lie inside an image folder or data.root: they would
+    become part of the next listing (or sit among the user's files)."""
+    folders = []
+    if data.source == "imagefolder":
+        folders += [p for p in (data.path, data.test_path) if p]
+    if data.source == "csv" and data.root:
+        folders.append(data.root)
+    for folder in folders:
+        real = Path(os.path.realpath(resolve(folder, base)))
+        for what, path in (("the prepared output", out_dir), ("the decode cache", cache_dir)):
+            target = Path(os.path.realpath(path))
+            if target == real or real in target.parents:
+                raise InputDataError(
+                    f"{path}: {what} lies inside the data folder {display(folder, base)}; "
+                    "expected a place outside the user's data"
+                )
 
 
 def read_labels_file(data: DataParams, base: Path, source: SourceData, *, kept: int) -> np.ndarray:
@@ -520,8 +543,7 @@ def _shape(pixels: np.ndarray | Path) -> tuple[int, int, int]:
 
 
 class _Rows:
-    """Rows `rows` of an array or `.npy`, sliced like an array; a `.npy` is re-opened per slice
-    so the pages read leave this process again."""
+    """Rows `rows` of an array or `.npy`, sliced like an array (a `.npy` by positioned reads)."""
 
     def __init__(self, pixels: np.ndarray | Path, rows: np.ndarray) -> None:
         self.pixels, self.rows = pixels, rows
@@ -534,7 +556,4 @@ class _Rows:
         picked = self.rows[item]
         if isinstance(self.pixels, np.ndarray):
             return self.pixels[picked]
-        view = np.load(self.pixels, mmap_mode="r", allow_pickle=False)
-        block = np.asarray(view[picked])
-        del view
-        return block
+        return read_rows(self.pixels, picked)

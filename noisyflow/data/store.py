@@ -1,8 +1,8 @@
 """Byte-level writers for the prepared directory: row-addressed `.npy` files and stable `.npz` files.
 
 A `.npy` is created at its full size (sparse) and filled by rows with positioned writes, so any
-process can write its chunk without the writer ever holding the whole array, and readers open
-it with `np.load(..., mmap_mode="r")`. `.npz` files are written with fixed zip timestamps so the
+process can write its chunk without the writer ever holding the whole array; later stages open
+it with `np.load(..., mmap_mode="r")`, while copies between files use positioned reads. `.npz` files are written with fixed zip timestamps so the
 same arrays give the same bytes (numpy's `savez` stamps the current time).
 """
 
@@ -32,15 +32,6 @@ def create_npy(path: str | Path, shape: tuple[int, ...], dtype: np.dtype = np.ui
     return offset
 
 
-def npy_header_length(path: str | Path) -> int:
-    """Byte offset of the data in an existing `.npy`."""
-    view = np.load(path, mmap_mode="r", allow_pickle=False)
-    try:
-        return int(view.offset)
-    finally:
-        del view
-
-
 def write_rows(fd: int, header_len: int, start: int, block: np.ndarray) -> None:
     """Write `block` (rows of the file's row shape, C-contiguous) at row `start` of an open `.npy`."""
     block = np.ascontiguousarray(block)
@@ -52,18 +43,62 @@ def write_rows(fd: int, header_len: int, start: int, block: np.ndarray) -> None:
         written += os.pwrite(fd, data[written:], offset + written)
 
 
+def npy_layout(path: str | Path) -> tuple[int, tuple[int, ...], np.dtype]:
+    """(header length, shape, dtype) of a C-order `.npy`, from its header alone."""
+    view = np.load(path, mmap_mode="r", allow_pickle=False)
+    try:
+        if not view.flags.c_contiguous:
+            raise ValueError(f"{path}: expected a C-order array")
+        return int(view.offset), tuple(view.shape), view.dtype
+    finally:
+        del view
+
+
+def read_rows(path: str | Path, rows: np.ndarray) -> np.ndarray:
+    """`array[rows]` of a `.npy` by positioned reads (one per run of consecutive rows).
+
+    Unlike indexing a memory map, this leaves no file pages mapped into the process, so its
+    resident memory stays the size of the result (a map's fault-around would add up to 64 KiB
+    per scattered row).
+    """
+    header_len, shape, dtype = npy_layout(path)
+    rows = np.asarray(rows, dtype=np.int64)
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    out = np.empty((len(rows), *shape[1:]), dtype=dtype)
+    if not len(rows):
+        return out
+    if rows.min() < 0 or rows.max() >= shape[0]:
+        raise IndexError(f"{path}: rows outside 0..{shape[0] - 1}")
+    buf = memoryview(out.reshape(-1).view(np.uint8))
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(rows)]])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            target = buf[a * row_bytes : b * row_bytes]
+            offset = header_len + int(rows[a]) * row_bytes
+            done = 0
+            while done < len(target):
+                got = os.preadv(fd, [target[done:]], offset + done)
+                if got == 0:
+                    raise OSError(f"{path}: file shorter than its header says")
+                done += got
+    finally:
+        os.close(fd)
+    return out
+
+
 def copy_rows(
     source: np.ndarray | str | Path, rows: np.ndarray, target: str | Path, *, chunk: int = 1024
 ) -> None:
     """Write `source[rows]` to a new `.npy` at `target`, `chunk` rows at a time.
 
-    `source` is an array or a `.npy` path; a path is re-opened as a memory map for each chunk so
-    that pages already copied leave this process (its resident memory stays about one chunk).
+    `source` is an array or a `.npy` path (read with `read_rows`, so this process holds about
+    one chunk whatever the data set's size).
     """
     if isinstance(source, (str, Path)):
-        probe = np.load(source, mmap_mode="r", allow_pickle=False)
-        shape, dtype = probe.shape, probe.dtype
-        del probe
+        _, shape, dtype = npy_layout(source)
     else:
         shape, dtype = source.shape, source.dtype
     header_len = create_npy(target, (len(rows), *shape[1:]), dtype)
@@ -72,9 +107,7 @@ def copy_rows(
         for start in range(0, len(rows), chunk):
             picked = rows[start : start + chunk]
             if isinstance(source, (str, Path)):
-                view = np.load(source, mmap_mode="r", allow_pickle=False)
-                block = np.asarray(view[picked])
-                del view
+                block = read_rows(source, picked)
             else:
                 block = np.asarray(source[picked])
             write_rows(fd, header_len, start, block)

@@ -125,3 +125,17 @@ def test_cache_files_are_only_the_array_and_its_record(tmp_path):
     path, _ = decode_to_cache(encoded, SPEC, cache_dir=tmp_path / "cache", workers=1)
     assert _leftovers(tmp_path / "cache") == sorted([path.name, path.with_suffix(".json").name])
     assert os.path.getsize(path) == 128 + 9 * 8 * 8 * 3  # header + pixels, nothing else
+
+
+def test_row_reads_and_copies_equal_fancy_indexing(tmp_path):
+    from noisyflow.data.store import copy_rows, read_rows
+
+    array = np.random.default_rng(1).integers(0, 255, (50, 3, 2, 3), dtype=np.uint8)
+    np.save(tmp_path / "a.npy", array)
+    rows = np.array([0, 1, 2, 7, 9, 10, 11, 30, 49])
+    assert np.array_equal(read_rows(tmp_path / "a.npy", rows), array[rows])
+    copy_rows(tmp_path / "a.npy", rows, tmp_path / "b.npy", chunk=4)
+    copied = np.load(tmp_path / "b.npy", mmap_mode="r", allow_pickle=False)
+    assert np.array_equal(copied, array[rows])
+    with pytest.raises(IndexError, match="rows outside 0..49"):
+        read_rows(tmp_path / "a.npy", np.array([3, 50]))

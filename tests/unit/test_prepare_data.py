@@ -485,3 +485,14 @@ def test_prepare_resolves_paths_against_the_project(tmp_path):
     prepared = prepare_dataset(data, tmp_path / "out", cache_dir=tmp_path / "c", workers=1,
                                base=tmp_path)  # fmt: skip
     assert prepared.meta["source"]["path"] == "photos" and Path(tmp_path / "out").is_dir()
+
+
+def test_outputs_and_cache_may_not_live_inside_the_image_folder(tmp_path):
+    root, data = _folder_params(tmp_path)
+    with pytest.raises(
+        InputDataError, match=r"cache: the decode cache lies inside the data folder"
+    ):
+        prepare_dataset(data, tmp_path / "out", cache_dir=root / "cache", workers=1)
+    with pytest.raises(InputDataError, match=r"prepared: the prepared output lies inside"):
+        prepare_dataset(data, root / "prepared", cache_dir=tmp_path / "c", workers=1)
+    assert sorted(p.name for p in root.iterdir()) == ["bird", "cat", "dog"]

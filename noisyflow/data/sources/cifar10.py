@@ -23,7 +23,6 @@ from noisyflow.data.sources.base import (
     resolve,
 )
 from noisyflow.errors import InputDataError
-from noisyflow.io import load_npz
 
 if TYPE_CHECKING:
     from noisyflow.config import DataParams
@@ -37,7 +36,7 @@ def load(params: DataParams, *, split: str = "train", base: Path = Path(".")) ->
     require_file(path, key=key, shown=shown)
     part = "train" if split == "train" else "test"
     names = (f"{part}_jpeg", f"{part}_offsets", f"{part}_labels", "classes")
-    arrays = load_npz(path, required=names)
+    arrays = _load_arrays(path, shown, names)
     blobs, offsets, labels = (arrays[n] for n in names[:3])
     origin = f"{shown} ({part})"
     if blobs.dtype != np.uint8 or blobs.ndim != 1:
@@ -67,3 +66,18 @@ def load(params: DataParams, *, split: str = "train", base: Path = Path(".")) ->
         encoded=EncodedImages(blobs=blobs, offsets=offsets.astype(np.int64), origin=origin),
         labels_are_clean=True,
     )
+
+
+def _load_arrays(path: Path, shown: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Only the named arrays of the pack (not the other split's bytes), without pickle."""
+    try:
+        with np.load(path, allow_pickle=False) as pack:
+            missing = [n for n in names if n not in pack.files]
+            if missing:
+                raise InputDataError(
+                    f"{shown}: missing array(s) {', '.join(missing)}; expected the CIFAR-10 "
+                    f"JPEG pack's arrays, found {', '.join(pack.files) or 'none'}"
+                )
+            return {n: pack[n] for n in names}
+    except (ValueError, OSError) as exc:
+        raise InputDataError(f"{shown}: not a readable .npz without pickle ({exc})") from None
