@@ -10,7 +10,8 @@ and on a generated image folder of >= 20,000 files, cold (decoding) and warm (ca
 
 `--phase both` runs cold then warm in one process. The cache and outputs live under --work
 (default /tmp/noisyflow-bench); `cold` empties that cache first. Each run prints its wall time,
-this process's peak resident memory and a sampled peak of this process plus its decode workers.
+this process's peak resident memory and a sampled peak of this process plus its decode workers
+(their unique memory).
 `/usr/bin/time -v` reports "Maximum resident set size" of the largest single process (Linux
 charges a spawned worker the parent's resident size at fork, so it cannot be lower than the
 parent's). The baseline printed after the imports is what importing noisyflow (and with it
@@ -48,8 +49,10 @@ def rss_mib() -> float:
 
 
 class TreeMemory:
-    """Samples, every 20 ms, the resident memory of this process plus all its children (the
-    decode workers): the total a machine must provide, which ru_maxrss does not report."""
+    """Samples, every 20 ms, the resident memory of this process plus the unique memory (USS)
+    of its children, the decode workers: the total a machine must provide, which ru_maxrss does
+    not report. USS, because a child between fork and exec shows the parent's pages as its own
+    RSS while sharing them."""
 
     def __init__(self) -> None:
         self.peak_total = self.peak_workers = 0.0
@@ -68,7 +71,7 @@ class TreeMemory:
         me = psutil.Process()
         while not self._stop.wait(0.02):
             try:
-                kids = sum(c.memory_info().rss for c in me.children(recursive=True))
+                kids = sum(c.memory_full_info().uss for c in me.children(recursive=True))
                 total = me.memory_info().rss + kids
             except psutil.Error:
                 continue
@@ -81,8 +84,8 @@ def peaks(tree: TreeMemory | None = None) -> str:
     text = f"peak RSS of this process (ru_maxrss) {me:.0f} MiB"
     if tree is not None:
         text += (
-            f"; sampled peak of this process + decode workers {tree.peak_total:.0f} MiB "
-            f"(workers together {tree.peak_workers:.0f} MiB)"
+            f"; sampled peak of this process (RSS) + decode workers (USS) "
+            f"{tree.peak_total:.0f} MiB (workers together {tree.peak_workers:.0f} MiB)"
         )
     return text
 

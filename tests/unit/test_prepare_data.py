@@ -496,3 +496,12 @@ def test_outputs_and_cache_may_not_live_inside_the_image_folder(tmp_path):
     with pytest.raises(InputDataError, match=r"prepared: the prepared output lies inside"):
         prepare_dataset(data, root / "prepared", cache_dir=tmp_path / "c", workers=1)
     assert sorted(p.name for p in root.iterdir()) == ["bird", "cat", "dog"]
+
+
+def test_an_unreadable_image_listed_in_a_csv_names_the_file_and_its_row(tmp_path):
+    path, _ = labelled_csv(tmp_path / "data", COUNTS)
+    (tmp_path / "data" / "images" / "cat_02.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    data = params(source="csv", path=str(path), test_size=3, image_size=8)
+    with pytest.raises(InputDataError, match=r"images/cat_02.png \(.*labels.csv data row 9\): "):
+        _prepare(data, tmp_path)
+    assert _nothing_left(tmp_path)

@@ -104,7 +104,7 @@ def test_imagefolder_lists_sorted_classes_and_files_recursively(tmp_path):
     assert src.labels.tolist() == [0, 0, 0, 0, 1, 1] and src.index.tolist() == list(range(6))
     assert src.label_format == "names" and src.true_labels is None
     assert Path(src.encoded.files[4]) == (root / "dog" / "dog_00.png").resolve()
-    assert src.encoded.names[4] == f"{root}/dog/dog_00.png"
+    assert src.encoded.name(4) == f"{root}/dog/dog_00.png"
 
 
 def test_imagefolder_class_folder_without_images_is_named(tmp_path):

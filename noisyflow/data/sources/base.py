@@ -17,13 +17,18 @@ class EncodedImages:
     """Images still to decode: files on disk, or encoded blobs (JPEG bytes + offsets) in memory.
 
     files:   (N,) absolute real paths, already checked to lie inside the data root
-    names:   (N,) how messages name each file (the path as the user can find it)
+    rel:     (N,) the paths as the user wrote them, relative to `root` (shared with
+             SourceData.paths, not a copy): messages name file i as `root/rel[i]`
+    root:    the data root as messages show it
+    listed_in: for a CSV, the file whose data row each image is ("" for a folder)
     blobs:   (bytes,) uint8, image i = blobs[offsets[i]:offsets[i + 1]]
     origin:  the file holding the blobs, named in messages ("<origin>: image 17")
     """
 
     files: np.ndarray | None = None
-    names: np.ndarray | None = None
+    rel: np.ndarray | None = None
+    root: str = ""
+    listed_in: str = ""
     blobs: np.ndarray | None = None
     offsets: np.ndarray | None = None
     origin: str = ""
@@ -33,7 +38,7 @@ class EncodedImages:
 
     def head(self, n: int) -> EncodedImages:
         if self.files is not None:
-            return replace(self, files=self.files[:n], names=self.names[:n])
+            return replace(self, files=self.files[:n], rel=self.rel[:n])
         return replace(self, offsets=self.offsets[: n + 1])
 
     def item(self, i: int) -> str | bytes:
@@ -42,7 +47,10 @@ class EncodedImages:
         return self.blobs[self.offsets[i] : self.offsets[i + 1]].tobytes()
 
     def name(self, i: int) -> str:
-        return str(self.names[i]) if self.names is not None else f"{self.origin}: image {i}"
+        if self.files is None:
+            return f"{self.origin}: image {i}"
+        shown = os.path.join(self.root, str(self.rel[i]))
+        return f"{shown} ({self.listed_in} data row {i + 1})" if self.listed_in else shown
 
     def identity(self) -> str:
         """sha256 over what decoding reads: each file's path, size and mtime_ns, or the bytes."""

@@ -192,22 +192,16 @@ def load(params: DataParams, *, split: str = "train", base: Path = Path(".")) ->
         if not real.is_file():
             raise InputDataError(f"{at}: image {rel!r} not found under {root_shown}")
         files.append(str(real))
+    rel = np.asarray(paths, dtype=str)
     return SourceData(
         labels=labels,
         classes=classes,
         index=np.arange(len(labels), dtype=np.int64),
         origin=shown,
         encoded=EncodedImages(
-            files=np.asarray(files, dtype=str),
-            names=np.asarray(
-                [
-                    f"{os.path.join(root_shown, p)} ({shown} data row {i + 1})"
-                    for i, p in enumerate(paths)
-                ],
-                dtype=str,
-            ),
+            files=np.asarray(files, dtype=str), rel=rel, root=root_shown, listed_in=shown
         ),
-        paths=np.asarray(paths, dtype=str),
+        paths=rel,
         true_labels=true_labels,
         label_format=label_format,
     )

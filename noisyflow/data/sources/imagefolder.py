@@ -113,16 +113,13 @@ def load(params: DataParams, *, split: str = "train", base: Path = Path(".")) ->
     root, shown = resolve(written, base), display(written, base).rstrip("/")
     listing = list_folder(root, shown=shown)
     classes = class_names(listing.classes, params.classes, origin=shown, what="the folder")
-    n = len(listing.paths)
+    paths = np.asarray(listing.paths, dtype=str)
     return SourceData(
         labels=np.asarray(listing.labels, dtype=np.int64),
         classes=classes,
-        index=np.arange(n, dtype=np.int64),
+        index=np.arange(len(paths), dtype=np.int64),
         origin=shown,
-        encoded=EncodedImages(
-            files=np.asarray(listing.files, dtype=str),
-            names=np.asarray([f"{shown}/{p}" for p in listing.paths], dtype=str),
-        ),
-        paths=np.asarray(listing.paths, dtype=str),
+        encoded=EncodedImages(files=np.asarray(listing.files, dtype=str), rel=paths, root=shown),
+        paths=paths,
         label_format="names",
     )
