@@ -67,15 +67,15 @@ def prepare_dataset(
     base = Path(base)
     refuse_outputs_among_inputs(data, base, out_dir=Path(out_dir), cache_dir=Path(cache_dir))
     source = load_source(data, split="train", base=base)
+    if data.subset and data.subset > len(source):
+        raise InputDataError(
+            f"data.subset: {data.subset} exceeds the {len(source)} images of {source.origin}"
+        )
     given = source.labels
     if data.labels_path:
         given = read_labels_file(data, base, source, kept=data.subset or len(source))
     truth = source.labels.copy() if source.labels_are_clean else source.true_labels
     if data.subset:
-        if data.subset > len(source):
-            raise InputDataError(
-                f"data.subset: {data.subset} exceeds the {len(source)} images of {source.origin}"
-            )
         source, given = source.head(data.subset), given[: data.subset]
         truth = None if truth is None else truth[: data.subset]
 
