@@ -71,6 +71,12 @@ class DataParams:
         needs_path = self.source in ("npz", "imagefolder", "csv", "cifar10")
         if needs_path and not self.path:
             raise ParamsError(f"data.path: required when data.source is {self.source!r}")
+        if self.source == "digits" and self.test_path:
+            raise ParamsError("data.test_path: digits has no separate test set (use test_size)")
+        if self.labels_path and not self.labels_path.lower().endswith((".csv", ".npy")):
+            raise ParamsError(
+                f"data.labels_path: {self.labels_path!r}; expected a .csv (index,label) or .npy"
+            )
 
 
 @dataclass(frozen=True)
