@@ -85,7 +85,7 @@ def nets_payload(
         "model_config": asdict(config),
         "nets": [{k: v.detach().cpu() for k, v in n.state_dict().items()} for n in nets],
         "classes": list(prepared.classes),
-        "preprocess": dict(prepared.meta.get("preprocess", {})),
+        "preprocessing": dict(prepared.meta.get("preprocessing", {})),
         **extra,
     }
 
@@ -138,10 +138,17 @@ class Method:
         """Resolve the chosen methods. Stages that only use the selector's training hooks
         (warm-up, correction) pass selection_params=False and do not read its params."""
         m = params.method
-        chosen = params.chosen("selection") if selection_params else None
-        selector = SELECTIONS.get(m.selection).obj(chosen, seed=params.seed)
+        selector = make_selector(params, with_params=selection_params)
         mixer = MIXINGS.get(m.mixup).obj(params.chosen("mixup"))
         return cls(params, selector, mixer, L.bind(m.loss, params.chosen("loss")))
+
+
+def make_selector(params: Params, *, with_params: bool = True) -> Selector:
+    """The chosen selection method (without its params: only its training hooks work)."""
+    name = params.method.selection
+    return SELECTIONS.get(name).obj(
+        params.chosen("selection") if with_params else None, seed=params.seed
+    )
 
 
 def _context(
@@ -331,7 +338,7 @@ def divide(
     epoch: int = 0,
 ) -> Division:
     """The selection method's division of the training set by the current networks."""
-    selector = Method.from_params(params).selector
+    selector = make_selector(params)
     data = TrainData(prepared.x_train, prepared.labels, runtime)
     inputs = selection_inputs(selector, nets, data, prepared.num_classes, stats=stats, epoch=epoch)
     return selector.divide(inputs, len(nets))

@@ -45,7 +45,7 @@ def _from_checkpoint(path: Path):
         with torch.no_grad():
             return model(torch.from_numpy(np.ascontiguousarray(images))).numpy()
 
-    return predict, list(payload.get("classes", [])), dict(payload.get("preprocess", {}))
+    return predict, list(payload.get("classes", [])), dict(payload.get("preprocessing", {}))
 
 
 def _from_mlflow(uri: str):
@@ -67,7 +67,7 @@ def _from_mlflow(uri: str):
         with torch.no_grad():
             return model(torch.from_numpy(np.ascontiguousarray(images))).numpy()
 
-    return predict, list(meta.get("classes", [])), dict(meta.get("preprocess", {}))
+    return predict, list(meta.get("classes", [])), dict(meta.get("preprocessing", {}))
 
 
 def collect_paths(paths: list[str], folder: str | None) -> list[Path]:
@@ -95,11 +95,12 @@ def predict_cli(args: argparse.Namespace) -> int:
     rows = []
     for start in range(0, len(files), args.batch_size):
         chunk = files[start : start + args.batch_size]
+        size = pre.get("size")
         images, _ = load_images(
             [str(f) for f in chunk],
-            image_size=pre.get("image_size"),
+            image_size=tuple(size) if size else None,
             resize=pre.get("resize", "crop"),
-            channels=pre.get("channels"),
+            channels=pre.get("channels", 3),
             max_pixels=pre.get("max_pixels", 89_478_485),
         )
         probs = predict(images)

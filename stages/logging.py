@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from noisyflow.data.prepared import load_prepared
+from noisyflow.data.prepare import load_prepared
 
 from noisyflow.lineage import dvc_hash
 from noisyflow.types import Prepared
@@ -22,19 +22,20 @@ def log_prepared(ctx: StageContext, prepared_dir: Path, prepared: Prepared) -> N
     """Record the prepared data (content digest = its DVC hash) as this run's training input."""
     meta = prepared.meta
     noise = meta.get("noise", {})
+    source = meta.get("source", {}).get("source", "data")
     n = min(len(prepared.train), 256)  # MLflow profiles the arrays: a sample is enough
     ctx.log(
         "log_dataset",
         prepared.train.x[:n],
         prepared.train.labels[:n],
-        name=f"{meta.get('source', {}).get('source', 'data')}-{noise.get('type')}-{noise.get('rate')}",
+        name=f"{source}-{noise.get('type')}-{noise.get('rate')}",
         source=str(prepared_dir),
         digest=dvc_hash(prepared_dir),
         context="training",
         tags={
             "noise_type": noise.get("type"),
             "noise_rate": noise.get("rate"),
-            "realised_noise_rate": meta.get("realised_noise_rate"),
+            "realised_noise_rate": noise.get("realised_rate"),
             "num_train": len(prepared.train),
         },
     )
@@ -48,7 +49,7 @@ def log_model(ctx: StageContext, nets: list, prepared: Prepared, checkpoint: Pat
 
     from noisyflow.models import ImageClassifier
 
-    example = torch.from_numpy(np.ascontiguousarray(prepared.test.x[:4]))
+    example = torch.from_numpy(np.array(prepared.test.x[:4]))
     ctx.log(
         "log_model",
         ImageClassifier(nets),
@@ -57,6 +58,6 @@ def log_model(ctx: StageContext, nets: list, prepared: Prepared, checkpoint: Pat
         registered_model=ctx.params.tracking.registered_model,
         metadata={
             "classes": list(prepared.classes),
-            "preprocess": dict(prepared.meta.get("preprocess", {})),
+            "preprocessing": dict(prepared.meta.get("preprocessing", {})),
         },
     )

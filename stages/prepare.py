@@ -20,11 +20,15 @@ def main(argv: list[str] | None = None) -> None:
         p = ctx.params
         with atomic_outputs(args.out) as (out,):
             prepared = prepare_dataset(
-                p.data, out, cache_dir=ctx.root / CACHE_DIR, workers=p.runtime.decode_workers
+                p.data,
+                out,
+                cache_dir=ctx.root / CACHE_DIR,
+                workers=p.runtime.decode_workers,
+                base=ctx.root,
             )
         ctx.outputs_written = True
         meta = prepared.meta
-        rate = meta.get("realised_noise_rate")
+        rate = meta.get("noise", {}).get("realised_rate")
         ctx.log("log_metrics", {"num_train": len(prepared.train), "num_test": len(prepared.test)})
         if rate is not None:
             ctx.log("log_metrics", {"realised_noise_rate": rate})

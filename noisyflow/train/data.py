@@ -26,7 +26,7 @@ class TrainData:
         self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.device)
         self.on_device = runtime.fits_on_device(images.nbytes)
         if self.on_device:
-            host = torch.from_numpy(np.ascontiguousarray(images))  # (N, H, W, C)
+            host = torch.from_numpy(np.array(images, copy=True))  # (N, H, W, C), off the map
             self.x = host.to(self.device).permute(0, 3, 1, 2)  # NCHW view, NHWC storage
             self._host = None
         else:

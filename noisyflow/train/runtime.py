@@ -109,12 +109,16 @@ class Runtime:
         return self._compiled[key]
 
     def fits_on_device(self, nbytes: int) -> bool:
-        """Whether the uint8 training set goes to the device whole (always on CPU)."""
-        if self.device.type != "cuda" or self.data_on_device == "yes":
-            return True
-        if self.data_on_device == "no":
-            return False
-        free, _ = torch.cuda.mem_get_info(self.device)
+        """Whether the uint8 training set is copied to the device (or, on CPU, into memory)
+        whole; otherwise batches are gathered from the memory-mapped array."""
+        if self.data_on_device != "auto":
+            return self.data_on_device == "yes"
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+        else:
+            import psutil
+
+            free = psutil.virtual_memory().available
         return nbytes < 0.25 * free
 
     def optimizer(
