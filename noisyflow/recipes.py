@@ -378,14 +378,24 @@ def train(
     *,
     checkpointer: Checkpointer | None = None,
     on_epoch_end: EpochCallback | None = None,
+    monitor: tuple[str, ...] = ("test", "val"),
 ) -> TrainResult:
     """train.epochs epochs of the chosen SSL / supervised method on the selection's division,
-    re-divided at the start of every epoch after the first when the selector says so."""
+    re-divided at the start of every epoch after the first when the selector says so.
+
+    Each epoch records `<split>_accuracy` of the ensemble for the splits in `monitor` that
+    exist (a search monitors only "val", so it never reads the test split); detection scores
+    against the truth are recorded only when "test" is monitored (benchmark mode)."""
     cfg = params.train
     method = Method.from_params(params)
     selector, ssl = method.selector, params.method.ssl
     data = TrainData(prepared.x_train, prepared.labels, runtime)
-    test = TrainData(prepared.x_test, prepared.y_test, runtime)
+    watched = {
+        name: TrainData(split.x, split.labels, runtime)
+        for name, split in (("test", prepared.test), ("val", prepared.val))
+        if name in monitor and split is not None and len(split)
+    }
+    truth = "test" in monitor
     state = _new_state(params, method, nets, runtime, cfg, params.seed + 100)
     state.division = first
     saved = _resume(state, checkpointer)
@@ -398,7 +408,8 @@ def train(
             inputs = selection_inputs(selector, nets, data, prepared.num_classes, epoch=epoch)
             state.division = selector.divide(inputs, len(nets))
         div = selector.at_epoch(state.division, epoch, cfg.epochs)
-        stats = division_metrics(div, prepared.noise_mask, known)
+        mask = prepared.noise_mask if truth else None
+        stats = division_metrics(div, mask, known if truth else None)
         set_lr(state.optimizers, cosine_lr(cfg.lr, epoch, cfg.epochs))
         where = f"train epoch {epoch}"
         if selector.per_batch:
@@ -415,7 +426,8 @@ def train(
                 own = div.for_net(k)
                 res = _train_net(ctx, k, own, params, ssl, epoch, f"{where}, network {k + 1}")
                 stats.update({f"{key}_net{k + 1}": v for key, v in res.items()})
-        stats["test_accuracy"] = _accuracy(nets, test)
+        for name, split in watched.items():
+            stats[f"{name}_accuracy"] = _accuracy(nets, split)
         return stats
 
     history = run_epochs(
@@ -644,7 +656,7 @@ class PipelineResult:
     nets: list[Network]
     division: Division
     correction: Correction
-    evaluation: Evaluation
+    evaluation: Evaluation | None
     history: list[dict[str, float]]
 
 
@@ -653,19 +665,33 @@ def run_pipeline(
     prepared: Prepared,
     runtime: Runtime,
     on_phase: Callable[[str], None] | None = None,
+    *,
+    on_epoch_end: Callable[[str, int, dict[str, float]], None] | None = None,
+    monitor: tuple[str, ...] = ("test", "val"),
+    evaluate_test: bool = True,
 ) -> PipelineResult:
     """warmup -> divide -> train -> correct -> evaluate in one process (benchmarks, search,
-    tests). The DVC stages run the same functions one process each; `on_phase(name)` is called
-    after each phase (timing hooks)."""
+    tests). The DVC stages run the same functions one process each.
+
+    on_phase(name) is called after each phase (timing); on_epoch_end(phase, epoch, stats) after
+    every epoch (a search raises its pruning exception there). monitor / evaluate_test=False
+    keep the test split and the true labels out of the run entirely (a search's objective).
+    """
     mark = on_phase or (lambda name: None)
-    w = warmup(params, prepared, runtime)
+
+    def hook(phase: str) -> EpochCallback | None:
+        if on_epoch_end is None:
+            return None
+        return lambda epoch, stats: on_epoch_end(phase, epoch, stats)
+
+    w = warmup(params, prepared, runtime, on_epoch_end=hook("warmup"))
     mark("warmup")
     first = divide(params, prepared, w.nets, runtime, stats=w.stats)
     mark("codivide")
-    t = train(params, prepared, w.nets, first, runtime)
+    t = train(params, prepared, w.nets, first, runtime, on_epoch_end=hook("train"), monitor=monitor)
     mark("train")
-    c = correct(params, prepared, t.nets, t.division, runtime)
+    c = correct(params, prepared, t.nets, t.division, runtime, on_epoch_end=hook("correct"))
     mark("correct")
-    ev = evaluate(prepared, c.nets, c.correction, runtime)
+    ev = evaluate(prepared, c.nets, c.correction, runtime) if evaluate_test else None
     mark("evaluate")
     return PipelineResult(c.nets, t.division, c.correction, ev, t.history)
