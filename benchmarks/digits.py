@@ -76,8 +76,9 @@ def _fit_kwargs(params, device) -> dict:
 
 
 def _test_acc(net, prepared, device) -> float:
-    from noisyflow.data import to_tensor
     from noisyflow.engine import predict
+
+    from noisyflow.data import to_tensor
 
     pred = predict(net, to_tensor(prepared.x_test, device)).argmax(1).numpy()
     return float((pred == prepared.y_test).mean())

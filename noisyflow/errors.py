@@ -26,3 +26,7 @@ class TrainingError(NoisyflowError, RuntimeError):
 
 class OutputError(NoisyflowError, OSError):
     """A stage's outputs cannot be written (disk full, read-only directory, permissions)."""
+
+
+class WorkspaceBusyError(NoisyflowError, RuntimeError):
+    """Another run (a Prefect flow) holds the workspace."""

@@ -325,7 +325,7 @@ def stage_run(
         tags = _common_tags(stage, Path.cwd(), params_file, key)
         parent_id = _open_parent(client, exp_id, key, tags, every)
     except Exception as exc:
-        raise TrackingError(f"MLflow tracking store {uri} refused the request: {exc}") from exc
+        raise tracking_error(uri, exc) from exc
     status = "FAILED"
     try:
         with mlflow.start_run(
@@ -343,6 +343,28 @@ def stage_run(
             client.set_terminated(parent_id, status=status)
         except Exception as exc:  # the stage's outcome stands; the parent's status is cosmetic
             print(f"warning: could not close MLflow parent run {parent_id}: {exc}", file=sys.stderr)
+
+
+_TRANSIENT = (
+    "database is locked",
+    "TEMPORARILY_UNAVAILABLE",
+    "Connection refused",
+    "Connection reset",
+    "timed out",
+    "Max retries exceeded",
+    "503",
+    "502",
+    "504",
+)
+
+
+def tracking_error(uri: str, exc: BaseException) -> TrackingError:
+    """A one-line TrackingError saying whether the failure may pass (the flow retries those)
+    or is permanent (bad URI, permissions, a refused request: never retried)."""
+    text = " ".join(str(exc).split())[:300]
+    if isinstance(exc, (ConnectionError, TimeoutError)) or any(t in text for t in _TRANSIENT):
+        return TrackingError(f"MLflow tracking store {uri} is temporarily unavailable: {text}")
+    return TrackingError(f"MLflow tracking store {uri} refused the request: {text}")
 
 
 def reap_dead_runs(client: Any, exp_id: str, stage: str) -> list[str]:

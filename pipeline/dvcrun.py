@@ -15,11 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+# Failures that can pass by themselves. A store that *refused* a request (bad URI, no
+# permission, unknown experiment) is permanent and never retried.
 TRANSIENT_PATTERNS = (
     "Unable to acquire lock",
     "is busy",
     "is not reachable",
-    "refused the request",
+    "is temporarily unavailable",
     "database is locked",
     "Connection refused",
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.states import Completed, State
+from prefect.states import Cancelled, State
 
+from noisyflow.errors import NoisyflowError
 from pipeline import report
-from pipeline.dvcrun import child_env, is_transient, run_dvc
+from pipeline.dvcrun import StageError, child_env, is_transient, run_dvc
 from pipeline.workspace import (
     apply_overrides,
     parse_assignments,
@@ -99,10 +101,14 @@ def publish_report(project_dir: str, group: str, experiment: str | None) -> dict
     return summary
 
 
-def _skipped(root: Path, wait_s: float) -> State:
-    msg = f"skipped: another run holds the workspace lock of {root} (waited {wait_s:.0f} s)"
+BUSY = "Busy"  # the state name of a run that found the workspace held by another run
+
+
+def _busy(root: Path, wait_s: float) -> State:
+    """Not a success: a distinct Cancelled state named Busy (the CLI exits with code 3)."""
+    msg = f"busy: another run holds the workspace lock of {root} (waited {wait_s:.0f} s)"
     get_run_logger().warning(msg)
-    return Completed(name="Skipped", message=msg)
+    return Cancelled(name=BUSY, message=msg)
 
 
 @flow(name="noisyflow-pipeline")
@@ -116,16 +122,17 @@ def pipeline(
 ) -> Any:
     """Run every DVC stage in order (retries: env NOISYFLOW_STAGE_RETRIES, default 2)."""
     root = Path(project_dir).resolve()
-    validate_overrides(root, overrides or {})  # a bad key fails before anything runs
     wait_s = _setting(lock_wait_s, "NOISYFLOW_LOCK_WAIT_S", 600)
     stage_task = run_stage.with_options(
         retries=int(_setting(retries, "NOISYFLOW_STAGE_RETRIES", 2)),
         retry_delay_seconds=_setting(retry_delay_seconds, "NOISYFLOW_RETRY_DELAY_S", 30),
     )
     group = str(flow_run.id)
-    with workspace_lock(root, wait_s) as held:
+    with workspace_lock(root, wait_s, group) as held:
         if not held:
-            return _skipped(root, wait_s)
+            return _busy(root, wait_s)
+        # validated under the lock: nobody else is changing params.yaml now
+        validate_overrides(root, overrides or {})
         apply_overrides(root, overrides or {})
         for stage in STAGES:
             stage_task(stage, str(root), group)
@@ -144,36 +151,56 @@ def sweep(
 ) -> Any:
     """One DVC experiment per override set (each from the same baseline params), compared."""
     root = Path(project_dir).resolve()
-    for overrides in param_sets:
-        validate_overrides(root, overrides)
     names = names or [f"{flow_run.name}-{i + 1}" for i in range(len(param_sets))]
     exp_task = run_experiment.with_options(
         retries=int(_setting(retries, "NOISYFLOW_STAGE_RETRIES", 2)),
         retry_delay_seconds=_setting(None, "NOISYFLOW_RETRY_DELAY_S", 30),
     )
     wait_s = _setting(lock_wait_s, "NOISYFLOW_LOCK_WAIT_S", 600)
-    with workspace_lock(root, wait_s) as held:
+    with workspace_lock(root, wait_s, str(flow_run.id)) as held:
         if not held:
-            return _skipped(root, wait_s)
+            return _busy(root, wait_s)
+        for overrides in param_sets:
+            validate_overrides(root, overrides)
         baseline = (root / "params.yaml").read_text()
         results = []
-        for name, overrides in zip(names, param_sets, strict=True):
+        try:
+            for name, overrides in zip(names, param_sets, strict=True):
+                (root / "params.yaml").write_text(baseline)
+                apply_overrides(root, overrides)
+                exp_task(name, str(root), f"{flow_run.id}/{name}")
+                results.append(
+                    {"name": name, "overrides": overrides, "metrics": report.read_metrics(root)}
+                )
+        finally:  # failed or not, the workspace keeps the params it had
             (root / "params.yaml").write_text(baseline)
-            apply_overrides(root, overrides)
-            exp_task(name, str(root), f"{flow_run.id}/{name}")
-            results.append(
-                {"name": name, "overrides": overrides, "metrics": report.read_metrics(root)}
-            )
     get_run_logger().info("sweep results:\n%s", report.sweep_report(results))
     create_markdown_artifact(report.sweep_report(results), key=SWEEP_KEY)
     create_table_artifact(report.sweep_rows(results), key=f"{SWEEP_KEY}-table")
     return results
 
 
+EXIT_BUSY = 3
+
+
+def exit_code(state: State) -> int:
+    """0 completed, 2 bad params or input (the stage's one-line error), 3 workspace busy,
+    1 any other failure."""
+    if state.is_completed():
+        return 0
+    if state.name == BUSY:
+        print(f"error: {state.message}", file=sys.stderr)
+        return EXIT_BUSY
+    exc = state.result(raise_on_failure=False) if state.is_failed() else None
+    if isinstance(exc, NoisyflowError) or (isinstance(exc, StageError) and "(exit 2)" in str(exc)):
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
 def run_pipeline_cli(args: argparse.Namespace) -> int:
-    """`noisyflow run`: the flow once on a workspace; exit 1 unless it completed."""
+    """`noisyflow run`: the flow once on a workspace (see exit_code for the exit status)."""
     overrides = parse_assignments(args.set_param)
-    validate_overrides(Path(args.project_dir), overrides)
     state = pipeline(
         project_dir=str(Path(args.project_dir).resolve()),
         overrides=overrides,
@@ -183,7 +210,7 @@ def run_pipeline_cli(args: argparse.Namespace) -> int:
         return_state=True,
     )
     print(f"flow run {state.name}: {state.message or ''}".rstrip(": "))
-    return 0 if state.is_completed() else 1
+    return exit_code(state)
 
 
 def serve_cli(args: argparse.Namespace) -> int:
@@ -206,7 +233,5 @@ def serve_cli(args: argparse.Namespace) -> int:
 def sweep_cli(args: argparse.Namespace) -> int:
     """`noisyflow sweep`: one experiment per combination of the --set values."""
     param_sets = parse_sweep(args.set)
-    for overrides in param_sets:
-        validate_overrides(Path(args.project_dir), overrides)
     state = sweep(param_sets=param_sets, project_dir=args.project_dir, return_state=True)
-    return 0 if state.is_completed() else 1
+    return exit_code(state)

@@ -26,14 +26,15 @@ from noisyflow.config import (
     parse_assignments as parse_assignments,
 )
 from noisyflow.errors import ParamsError
+from noisyflow.locking import LOCK_PATH as LOCK_PATH
 
-LOCK_PATH = ".dvc/tmp/noisyflow.lock"
 POLL_S = 0.5
 
 
 @contextmanager
-def workspace_lock(root: Path, wait_s: float) -> Iterator[bool]:
-    """Hold the workspace lock; yields False (holding nothing) if not acquired within wait_s."""
+def workspace_lock(root: Path, wait_s: float, group: str = "") -> Iterator[bool]:
+    """Hold the workspace lock for run `group` (the stages of that run may proceed, any other
+    DVC run is refused: see noisyflow.locking); yields False if not acquired within wait_s."""
     path = Path(root) / LOCK_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
@@ -50,7 +51,7 @@ def workspace_lock(root: Path, wait_s: float) -> Iterator[bool]:
         try:
             fh.seek(0)
             fh.truncate()
-            fh.write(f"{os.getpid()}\n")
+            fh.write(f"{os.getpid()}\n{group}\n")
             fh.flush()
             yield True
         finally:

@@ -24,6 +24,7 @@ from noisyflow.config import flatten, load_params, to_dict
 from noisyflow.config.view import ParamsView, resolve_reads
 from noisyflow.errors import NoisyflowError
 from noisyflow.lineage import dvc_hash
+from noisyflow.locking import check_stage_may_run
 from noisyflow.train.runtime import Runtime
 from noisyflow.train.state import Checkpointer
 
@@ -100,6 +101,7 @@ def parser(stage: str, paths: dict[str, str]) -> argparse.ArgumentParser:
 @contextmanager
 def stage(name: str, params_file: Path, reads: tuple[str, ...]) -> Iterator[StageContext]:
     """Load params, set up the runtime, and log into this stage's MLflow child run."""
+    check_stage_may_run(tracking.project_root(), name)
     params = load_params(params_file)
     resolved = resolve_reads(reads, params)
     view = ParamsView(params, resolved, name)

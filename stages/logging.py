@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from noisyflow.data.prepare import load_prepared
-
 from noisyflow.lineage import dvc_hash
 from noisyflow.types import Prepared
 from stages.common import StageContext

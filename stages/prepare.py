@@ -4,7 +4,6 @@ noise, and write memory-mappable arrays plus meta.json."""
 from __future__ import annotations
 
 from noisyflow.data.prepare import prepare_dataset
-
 from noisyflow.io import atomic_outputs
 from stages.common import CACHE_DIR, entrypoint, parser, stage
 from stages.logging import log_prepared

@@ -8,8 +8,8 @@ params.yaml names (the data file or folder, every image a CSV lists, test_path, 
 from __future__ import annotations
 
 from noisyflow.data.fingerprint import fingerprint
-
 from noisyflow.io import atomic_outputs, write_json
+from noisyflow.locking import check_stage_may_run
 from noisyflow.tracking import project_root
 from stages.common import entrypoint, parser
 
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser("sources", PATHS).parse_args(argv)
     from noisyflow.config import load_params
 
+    check_stage_may_run(project_root(), "sources")
     params = load_params(args.params)
     listing = fingerprint(params.data, project_root())
     with atomic_outputs(args.out) as (out,):
