@@ -570,19 +570,21 @@ def _self_learning(
     saved = _resume(state, checkpointer)
     ctx = _context(params, method, state, data, prepared.num_classes, optim)
     total = p.rounds * p.epochs
-    pseudo: list[torch.Tensor] = []
 
     def epoch_fn(epoch: int) -> dict[str, float]:
-        nonlocal pseudo
-        if epoch % p.epochs == 0 or not pseudo:  # a correction phase opens each round
+        # A correction phase opens each round; its pseudo-labels live in the resumable state,
+        # so a run resumed mid-round trains on the labels the round started with.
+        if epoch % p.epochs == 0 or "pseudo_labels" not in state.stats:
             rng = np.random.default_rng(params.seed + 300 + epoch // p.epochs)
-            pseudo = []
+            rows = []
             for net in nets:
                 _, feats = infer(net, data, runtime=runtime)
                 sim = prototypes.similarity_to_prototypes(
                     feats.cpu(), prepared.labels, candidates, prepared.num_classes, p, rng
                 )
-                pseudo.append(sim.argmax(1).to(data.device))
+                rows.append(sim.argmax(1).to(data.device))
+            state.stats["pseudo_labels"] = torch.stack(rows)
+        pseudo = state.stats["pseudo_labels"]
         set_lr(state.optimizers, p.lr)
         out: dict[str, float] = {}
         for k in range(len(nets)):

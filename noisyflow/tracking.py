@@ -396,6 +396,9 @@ def reap_dead_runs(client: Any, exp_id: str, stage: str) -> list[str]:
             client.set_terminated(run.info.run_id, status="KILLED")
             client.set_tag(run.info.run_id, "noisyflow.killed", "process gone")
             reaped.append(run.info.run_id)
+            parent = tags.get("mlflow.parentRunId")
+            if parent and client.get_run(parent).info.status == "RUNNING":
+                client.set_terminated(parent, status="KILLED")
     return reaped
 
 

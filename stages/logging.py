@@ -21,7 +21,7 @@ def log_prepared(ctx: StageContext, prepared_dir: Path, prepared: Prepared) -> N
     """Record the prepared data (content digest = its DVC hash) as this run's training input."""
     meta = prepared.meta
     noise = meta.get("noise", {})
-    source = meta.get("source", {}).get("source", "data")
+    source = meta.get("source", {}).get("type", "data")
     n = min(len(prepared.train), 256)  # MLflow profiles the arrays: a sample is enough
     ctx.log(
         "log_dataset",

@@ -1,5 +1,6 @@
 """`dvc repro` for real in a temporary git repo with tiny params: all stages run, a second
-repro does nothing, and changing one `train` param reruns only train and what follows."""
+repro does nothing (but fingerprint the sources), a param reruns exactly the stages that read
+it, editing a user's data file reruns `prepare`, and a forced rerun is byte-identical."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import yaml
 
 from tests.helpers import dvc, make_dvc_project, subprocess_env
 
-STAGES = ["prepare", "warmup", "codivide", "train", "correct", "evaluate"]
+STAGES = ["sources", "prepare", "warmup", "codivide", "train", "correct", "evaluate"]
 CONTRACT = [
     "test_accuracy",
     "detection_f1",
@@ -55,8 +56,8 @@ def test_metrics_show_has_the_contract_keys(project):
 def test_second_repro_does_nothing(project):
     root, env, _ = project
     out = dvc(root, "repro", env=env).stdout
-    assert ran(out) == []
-    assert "up to date" in out.lower()
+    assert ran(out) == ["sources"]  # always runs (a fingerprint), and changes nothing
+    assert "didn't change, skipping" in out
 
 
 def test_train_param_change_reruns_only_train_and_downstream(project):
@@ -65,7 +66,26 @@ def test_train_param_change_reruns_only_train_and_downstream(project):
     params["train"]["lr"] = 0.02
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = dvc(root, "repro", env=env).stdout
-    assert ran(out) == ["train", "correct", "evaluate"]
+    assert ran(out) == ["sources", "train", "correct", "evaluate"]
+
+
+def set_param(root, key: str, value) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    *path, leaf = key.split(".")
+    node = params
+    for part in path:
+        node = node[part]
+    node[leaf] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_a_method_param_reruns_exactly_the_stages_that_read_it(project):
+    root, env, _ = project
+    set_param(root, "ssl.fixmatch.threshold", 0.9)  # fixmatch is not the chosen ssl
+    assert ran(dvc(root, "repro", env=env).stdout) == ["sources"]
+    set_param(root, "selection.gmm.p_threshold", 0.6)  # read by codivide and train only
+    out = dvc(root, "repro", env=env).stdout
+    assert ran(out) == ["sources", "codivide", "train", "correct", "evaluate"]
 
 
 def test_stages_of_one_repro_share_one_mlflow_parent(project):
@@ -84,3 +104,41 @@ def test_stages_of_one_repro_share_one_mlflow_parent(project):
     assert sizes == [3, 6]  # first repro: all six stages; after the train change: three
     for kids in children.values():
         assert all(k.data.tags["stage"] in STAGES and k.info.status == "FINISHED" for k in kids)
+
+
+def test_editing_a_users_data_file_reruns_prepare(tmp_path):
+    """The user's npz is not in dvc.yaml (its path is a param): the `sources` fingerprint makes
+    an edit in place rerun `prepare` instead of leaving stale results up to date."""
+    import numpy as np
+
+    root = make_dvc_project(
+        tmp_path / "proj",
+        {"data.source": "npz", "data.path": "mine.npz", "data.test_size": 20},
+    )
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (120, 8, 8, 1), dtype=np.uint8)
+    y = np.repeat(np.arange(3), 40)
+    np.savez(root / "mine.npz", x=x, y=y, classes=np.array(["a", "b", "c"]))
+    env = subprocess_env(MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
+    assert ran(dvc(root, "repro", "prepare", env=env).stdout) == ["sources", "prepare"]
+    assert ran(dvc(root, "repro", "prepare", env=env).stdout) == ["sources"]
+    y[0] = 2  # one label corrected in place
+    np.savez(root / "mine.npz", x=x, y=y, classes=np.array(["a", "b", "c"]))
+    assert ran(dvc(root, "repro", "prepare", env=env).stdout) == ["sources", "prepare"]
+
+
+def test_forced_rerun_reproduces_every_output_byte_for_byte(project):
+    """Same params and seed on CPU: `dvc repro -f` rewrites every output with the same hash."""
+    root, env, _ = project
+
+    def hashes() -> dict:
+        lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+        return {
+            (stage, o["path"]): o.get("md5")
+            for stage, entry in lock.items()
+            for o in entry.get("outs", [])
+        }
+
+    before = hashes()
+    dvc(root, "repro", "-f", env=env)
+    assert hashes() == before

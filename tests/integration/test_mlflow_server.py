@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import re
 import signal
@@ -22,12 +23,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from noisyflow.engine import predict_ensemble
 
 from noisyflow import recipes
-from noisyflow.artifacts import load_prepared
-from noisyflow.data import to_tensor
+from noisyflow.data.prepare import load_prepared
 from noisyflow.io import load_checkpoint
+from noisyflow.models import ImageClassifier
+from noisyflow.train.runtime import Runtime
 from pipeline import cli
 from tests.helpers import dvc, make_dvc_project, subprocess_env
 
@@ -160,9 +161,9 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
 @pytest.mark.parametrize(
     ("stage", "wanted"),
     [
-        ("codivide", {"plots/clean_prob_hist.png"}),
+        ("codivide", {"plots/codivide_gmm.png"}),
         ("train", {"plots/train_curves.png", "plots/train.csv"}),
-        ("correct", {"outputs/label_issues.csv"}),
+        ("correct", {"outputs/label_issues.csv", "models/final.pt"}),
         ("evaluate", {"plots/confusion.png", "metrics.json"}),
     ],
 )
@@ -178,15 +179,46 @@ def test_model_is_registered_promoted_and_predicts_like_the_checkpoint(
     project, client, _, children = pipeline
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)  # models:/ URIs resolve against it
     candidate = client.get_model_version_by_alias(MODEL, "candidate")
-    assert candidate.run_id == children["train"].info.run_id
-    assert client.get_model_version_by_alias(MODEL, "champion").version == candidate.version
+    assert candidate.run_id == children["correct"].info.run_id  # the final model
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert champion.version == candidate.version
+    data_key = champion.tags["data_key"]  # champions are kept per prepared data set
+    assert (
+        client.get_model_version_by_alias(MODEL, f"champion-{data_key}").version == champion.version
+    )
+    assert champion.tags["selection_metric"] == "test_accuracy"  # no val split in this project
     assert children["evaluate"].data.tags["model.promoted"] == "true"
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
-    x = to_tensor(load_prepared(project / "data" / "prepared").x_test)
-    _, nets = recipes.load_nets(load_checkpoint(project / "models" / "train.pt"), "cpu")
-    expected = predict_ensemble([n.eval() for n in nets], x).argmax(1).numpy()
-    assert np.array_equal(np.asarray(model.predict(x.numpy())).argmax(1), expected)
-    assert torch.is_tensor(x) and len(expected) == 200
+    images = np.array(load_prepared(project / "data" / "prepared").x_test)  # uint8 (N, H, W, C)
+    payload = load_checkpoint(project / "models" / "final.pt")
+    _, nets = recipes.load_nets(payload, Runtime.cpu(), origin="final.pt")
+    expected = ImageClassifier(nets).eval()(torch.from_numpy(images)).detach().numpy()
+    got = np.asarray(model.predict(images))
+    assert got.shape == (200, 10) and np.allclose(got.sum(1), 1.0, atol=1e-5)
+    assert np.array_equal(got.argmax(1), expected.argmax(1))
+    info = mlflow.models.get_model_info(f"models:/{MODEL}@champion")
+    assert info.metadata["classes"] == [str(i) for i in range(10)]
+    assert info.metadata["preprocessing"]["size"] == [8, 8]
+
+
+def test_mlflow_models_predict_cli_serves_raw_image_arrays(pipeline, server, tmp_path):
+    """`mlflow models predict` on the registered model with a JSON array of uint8 images."""
+    project, *_ = pipeline
+    images = np.array(load_prepared(project / "data" / "prepared").x_test[:3])
+    (tmp_path / "input.json").write_text(json.dumps({"inputs": images.tolist()}))
+    out = tmp_path / "preds.json"
+    cmd = [sys.executable, "-m", "mlflow", "models", "predict", "-m", f"models:/{MODEL}@champion"]
+    cmd += ["-i", str(tmp_path / "input.json"), "-t", "json", "-o", str(out)]
+    cmd += ["--env-manager", "local"]
+    proc = subprocess.run(
+        cmd, env=subprocess_env(MLFLOW_TRACKING_URI=server), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    preds = np.asarray(json.loads(out.read_text())["predictions"])
+    payload = load_checkpoint(project / "models" / "final.pt")
+    _, nets = recipes.load_nets(payload, Runtime.cpu(), origin="final.pt")
+    expected = ImageClassifier(nets).eval()(torch.from_numpy(images)).detach().numpy()
+    assert preds.shape == (3, 10) and np.allclose(preds, expected, atol=1e-5)
 
 
 def test_parent_carries_headline_metrics_and_compare_prints_them(

@@ -136,11 +136,14 @@ def test_flow_runs_each_stage_as_a_task_in_dvc_order(workspace: dict) -> None:
     assert "up to date" in dvc(workspace["project"], "status").stdout  # dvc.lock is whole
 
 
-def test_second_run_on_a_busy_workspace_is_skipped(workspace: dict) -> None:
+def test_second_run_on_a_busy_workspace_ends_busy_not_completed(workspace: dict) -> None:
+    from pipeline.flows import BUSY, EXIT_BUSY, exit_code
+
     state = workspace["b"]
-    assert state.is_completed() and state.name == "Skipped"
+    assert not state.is_completed() and state.is_cancelled() and state.name == BUSY
     assert "another run holds the workspace lock" in state.message
     assert task_runs(flow_run_id(state)) == {}
+    assert exit_code(state) == EXIT_BUSY == 3
 
 
 def test_report_artifact_has_metrics_issues_and_mlflow_parent(workspace: dict) -> None:
@@ -160,7 +163,8 @@ def test_report_artifact_has_metrics_issues_and_mlflow_parent(workspace: dict) -
 def test_stages_log_under_one_mlflow_parent_tagged_with_the_flow_run(workspace: dict) -> None:
     run_id = flow_run_id(workspace["a"])
     parent, children = mlflow_group(run_id)
-    assert sorted(c.data.tags["stage"] for c in children) == sorted(STAGES)
+    logged = [s for s in STAGES if s != "sources"]  # the fingerprint stage logs nothing
+    assert sorted(c.data.tags["stage"] for c in children) == sorted(logged)
     assert {c.data.tags["prefect.flow_run_id"] for c in children} == {run_id}
     assert parent.data.tags["prefect.flow_run_id"] == run_id
     assert parent.info.status == "FINISHED"
@@ -184,9 +188,9 @@ def test_bad_value_fails_its_stage_with_the_message_and_no_retry(
     )
     assert state.is_failed()
     runs = task_runs(flow_run_id(state))
-    assert list(runs) == ["prepare"]  # later stages never started
+    assert sorted(runs) == ["prepare", "sources"]  # later stages never started
     assert runs["prepare"].state.is_failed() and runs["prepare"].run_count == 1
-    assert "error: data.test_size: must be between 1 and" in runs["prepare"].state.message
+    assert "error: data.test_size: 100000 must be between 1 and" in runs["prepare"].state.message
 
 
 def test_unreachable_mlflow_server_is_retried(
@@ -196,8 +200,9 @@ def test_unreachable_mlflow_server_is_retried(
     project = make_dvc_project(tmp_path / "proj")
     state = pipeline(project_dir=str(project), retries=1, return_state=True)
     runs = task_runs(flow_run_id(state))
-    assert state.is_failed() and list(runs) == ["prepare"]
+    assert state.is_failed() and sorted(runs) == ["prepare", "sources"]
     assert runs["prepare"].run_count == 2  # one retry, then the final failure
+    assert "is not reachable" in runs["prepare"].state.message
     assert "is not reachable" in runs["prepare"].state.message
 
 
