@@ -53,5 +53,10 @@ def test_same_seed_same_everything_other_seed_differs(tmp_path, monkeypatch):
         for key, value in net_a.state_dict().items():
             assert value.equal(net_b.state_dict()[key]), key
 
-    c = run(a_prep, 1)
-    assert not np.array_equal(a.division.clean_prob, c.division.clean_prob)
+    # another seed: other initial networks, so another first division (warm-up + divide only)
+    first = {}
+    for seed in (0, 1):
+        params = with_overrides(parse_params({}), {**TINY, "seed": seed})
+        warm = recipes.warmup(params, a_prep, Runtime.cpu())
+        first[seed] = recipes.divide(params, a_prep, warm.nets, Runtime.cpu(), stats=warm.stats)
+    assert not np.array_equal(first[0].clean_prob, first[1].clean_prob)
