@@ -1,10 +1,24 @@
+"""Label correction: Han et al.'s prototypes and the conservative decision rule (`decide`).
+
+The decision is pinned by values: which samples are flagged, which labels change, and the
+label quality, for hand-computed evidence."""
+
+from __future__ import annotations
+
 import numpy as np
+import pytest
 import torch
-from noisyflow.correction import (
+import torch.nn.functional as F
+
+import noisyflow.config  # noqa: F401  (imported first: config <-> methods import cycle)
+from noisyflow.config import CorrectParams
+from noisyflow.methods.correction import PrototypeParams
+from noisyflow.methods.correction.decide import decide
+from noisyflow.methods.correction.prototypes import (
     class_prototypes,
-    correct_labels,
     prototype_similarity,
     select_prototypes,
+    similarity_to_prototypes,
 )
 
 
@@ -16,13 +30,16 @@ def blobs(n_per=60, seed=0):
     return feats, np.repeat(np.arange(3), n_per)
 
 
+# ----------------------------------------------------------------------------- prototypes
+
+
 def test_prototypes_are_dense_members_of_their_cluster():
     feats, labels = blobs()
     cls = feats[labels == 1]
     idx = select_prototypes(cls, num=4)
     assert 1 <= len(idx) <= 4 and len(set(idx.tolist())) == len(idx)
-    proto = torch.nn.functional.normalize(cls[idx], dim=1)
-    center = torch.nn.functional.normalize(cls.mean(0, keepdim=True), dim=1)
+    proto = F.normalize(cls[idx], dim=1)
+    center = F.normalize(cls.mean(0, keepdim=True), dim=1)
     assert (proto @ center.T).min() > 0.9
 
 
@@ -32,6 +49,25 @@ def test_two_mode_class_gets_prototypes_in_both_modes():
     b = torch.tensor([0, 5.0, 0, 0]) + 0.2 * torch.randn(40, 4, generator=g)
     idx = select_prototypes(torch.cat([a, b]), num=6)
     assert (idx < 40).any() and (idx >= 40).any()
+
+
+def test_prototypes_are_mutually_less_similar_than_max_similarity():
+    feats, labels = blobs()
+    cls = feats[labels == 0]
+    idx = select_prototypes(cls, num=8, max_similarity=0.99)
+    f = F.normalize(cls[idx], dim=1)
+    sim = f @ f.T
+    off_diagonal = sim[~torch.eye(len(idx), dtype=torch.bool)]
+    assert len(idx) >= 2 and (off_diagonal < 0.99).all()
+
+
+def test_prototype_similarity_is_the_mean_cosine_to_each_class():
+    feats = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    protos = [torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 1.0], [1.0, 0.0]])]
+    sim = prototype_similarity(feats, protos)
+    r = 2**-0.5
+    expected = torch.tensor([[1.0, 0.5], [0.0, 0.5], [r, r]])
+    torch.testing.assert_close(sim, expected)
 
 
 def test_prototype_similarity_recovers_true_cluster_of_mislabelled_points():
@@ -54,30 +90,206 @@ def test_prototype_similarity_recovers_true_cluster_of_mislabelled_points():
     assert (sim.argmax(1).numpy() == true).mean() > 0.95
 
 
-def test_clean_probability_breaks_near_ties_only():
-    labels = np.array([0, 0, 0, 1])
-    probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.48, 0.52], [0.5, 0.5]])
-    clean = np.array([0.9, 1.0, 1.0, 0.0])
-    out = correct_labels(labels, probs, None, clean, clean_margin=0.05)
-    # a clear disagreement is flagged even when the GMM calls the sample clean (row 1);
-    # a near tie keeps the given label when it is probably clean (row 2)
-    assert out.corrected_label.tolist() == [0, 1, 0, 0]
-    assert out.is_label_issue.tolist() == [False, True, False, True]
-    assert ((out.label_quality >= 0) & (out.label_quality <= 1)).all()
-    assert out.label_quality[1] < 0.5 < out.label_quality[0]
+def test_class_prototypes_come_from_the_candidates_of_each_class():
+    feats, labels = blobs(n_per=20)
+    candidates = np.zeros(len(labels), bool)
+    candidates[[0, 1, 2, 25, 26, 45]] = True  # class 2 has a single candidate
+    protos = class_prototypes(
+        feats,
+        labels,
+        candidates,
+        4,  # class 3 has no sample at all
+        num=8,
+        samples_per_class=100,
+        density_quantile=0.4,
+        max_similarity=0.95,
+        rng=np.random.default_rng(0),
+    )
+    pools = [feats[[0, 1, 2]], feats[[25, 26]], feats[[45]]]
+    for c, pool in enumerate(pools):
+        # every prototype of class c is one of that class's candidates' features
+        assert ((protos[c][:, None, :] == pool[None]).all(-1).any(1)).all(), c
+    assert torch.equal(protos[3], torch.zeros(1, 8))
+
+
+def test_class_without_candidates_falls_back_to_all_its_samples():
+    feats, labels = blobs(n_per=20)
+    candidates = labels != 1
+    protos = class_prototypes(
+        feats,
+        labels,
+        candidates,
+        3,
+        num=2,
+        samples_per_class=100,
+        density_quantile=0.4,
+        max_similarity=0.95,
+        rng=np.random.default_rng(0),
+    )
+    own = feats[labels == 1]
+    assert ((protos[1][:, None, :] == own[None]).all(-1).any(1)).all()
+
+
+def test_similarity_to_prototypes_uses_the_params():
+    feats, labels = blobs()
+    p = PrototypeParams(prototypes=2, samples_per_class=30, density_quantile=0.3)
+    sim = similarity_to_prototypes(
+        feats, labels, np.ones(len(labels), bool), 3, p, np.random.default_rng(4)
+    )
+    protos = class_prototypes(
+        feats,
+        labels,
+        np.ones(len(labels), bool),
+        3,
+        num=2,
+        samples_per_class=30,
+        density_quantile=0.3,
+        max_similarity=p.max_similarity,
+        rng=np.random.default_rng(4),
+    )
+    torch.testing.assert_close(sim, prototype_similarity(feats, protos))
+
+
+# ----------------------------------------------------------------------------- decide
+
+
+def one_net(*rows):
+    """(M=1, N, K) network probabilities."""
+    return np.array([rows], dtype=np.float64)
+
+
+def rule(min_confidence=0.5, require_agreement=True, clean_margin=0.05):
+    return CorrectParams(
+        min_confidence=min_confidence,
+        require_agreement=require_agreement,
+        clean_margin=clean_margin,
+    )
+
+
+def test_clear_disagreement_is_flagged_and_changed_even_when_called_clean():
+    labels = np.array([0, 0])
+    out = decide(labels, one_net([0.9, 0.1], [0.1, 0.9]), None, np.array([0.9, 1.0]), rule())
+    assert out.is_label_issue.tolist() == [False, True]
+    assert out.corrected_label.tolist() == [0, 1]
+    assert out.prototype_label.tolist() == [-1, -1]  # no prototypes used
+    # quality = q[given] / sum(q), q = pred + margin * clean * onehot(given)
+    q0 = np.array([0.9 + 0.05 * 0.9, 0.1])
+    q1 = np.array([0.1 + 0.05 * 1.0, 0.9])
+    assert out.label_quality == pytest.approx([q0[0] / q0.sum(), q1[0] / q1.sum()])
+    assert out.corrected_label.dtype == np.int64 and out.is_label_issue.dtype == bool
+
+
+def test_flagged_sample_with_weak_evidence_keeps_its_label():
+    labels = np.array([0])
+    probs = one_net([0.3, 0.45, 0.25])  # prefers class 1, but below min_confidence 0.5
+    out = decide(labels, probs, None, np.array([0.0]), rule())
+    assert out.is_label_issue.tolist() == [True]
+    assert out.corrected_label.tolist() == [0]
+    assert out.label_quality == pytest.approx([0.3])
+    # the same evidence changes the label once the bar is lowered to it
+    low = decide(labels, probs, None, np.array([0.0]), rule(min_confidence=0.45))
+    assert low.corrected_label.tolist() == [1] and low.is_label_issue.tolist() == [True]
+
+
+def test_two_networks_agreeing_with_confidence_change_the_label():
+    labels = np.array([0, 0])
+    probs = np.array(
+        [
+            [[0.2, 0.8], [0.3, 0.7]],  # network 1
+            [[0.4, 0.6], [0.6, 0.4]],  # network 2 agrees on sample 0 only
+        ]
+    )
+    out = decide(labels, probs, None, np.zeros(2), rule())
+    # sample 1: mean [0.45, 0.55] prefers 1 with confidence, but network 2 says 0
+    assert out.is_label_issue.tolist() == [True, True]
+    assert out.corrected_label.tolist() == [1, 0]
+    assert out.label_quality == pytest.approx([0.3, 0.45])
+
+
+def test_without_require_agreement_confidence_alone_changes_the_label():
+    labels = np.array([0, 0])
+    probs = np.array([[[0.2, 0.8], [0.3, 0.7]], [[0.4, 0.6], [0.6, 0.4]]])
+    out = decide(labels, probs, None, np.zeros(2), rule(require_agreement=False))
+    assert out.corrected_label.tolist() == [1, 1]
+    # ... but never below min_confidence
+    weak = decide(
+        labels, probs, None, np.zeros(2), rule(require_agreement=False, min_confidence=0.6)
+    )
+    assert weak.corrected_label.tolist() == [1, 0] and weak.is_label_issue.tolist() == [True, True]
+
+
+def test_prototype_vote_can_overrule_the_networks():
+    labels = np.array([0])
+    probs = one_net([0.6, 0.4])
+    proto_sim = np.array([[0.1, 0.9]])
+    kw = {"prototype_weight": 0.8, "prototype_temperature": 0.1}
+    vote = np.exp([1.0, 9.0]) / np.exp([1.0, 9.0]).sum()  # softmax(sim / 0.1)
+    pred = 0.2 * np.array([0.6, 0.4]) + 0.8 * vote
+    free = decide(labels, probs, proto_sim, np.array([0.0]), rule(require_agreement=False), **kw)
+    assert free.is_label_issue.tolist() == [True]
+    assert free.corrected_label.tolist() == [1] and free.prototype_label.tolist() == [1]
+    assert free.label_quality == pytest.approx([pred[0]])
+    # with require_agreement the network (argmax 0) must agree too: flagged, not changed
+    strict = decide(labels, probs, proto_sim, np.array([0.0]), rule(), **kw)
+    assert strict.is_label_issue.tolist() == [True] and strict.corrected_label.tolist() == [0]
+
+
+def test_prototype_vote_vetoes_a_change_the_networks_agree_on():
+    labels = np.array([0])
+    probs = np.array([[[0.1, 0.9]], [[0.2, 0.8]]])
+    proto_sim = np.array([[0.52, 0.5]])  # prototypes prefer the given class, weakly
+    out = decide(labels, probs, proto_sim, np.array([0.0]), rule(), prototype_weight=0.5)
+    vote = np.exp([5.2, 5.0]) / np.exp([5.2, 5.0]).sum()
+    pred = 0.5 * np.array([0.15, 0.85]) + 0.5 * vote
+    assert pred[1] > 0.5  # confident enough ...
+    assert out.is_label_issue.tolist() == [True] and out.prototype_label.tolist() == [0]
+    assert out.corrected_label.tolist() == [0]  # ... but the prototype vote disagrees
+    assert out.label_quality == pytest.approx([pred[0]])
+
+
+def test_prototype_weight_and_temperature_blend_the_evidence():
+    labels = np.array([1])
+    probs = one_net([0.7, 0.3])
+    proto_sim = np.array([[0.2, 0.6]])
+    for weight, temp in ((0.0, 0.1), (0.25, 0.5), (1.0, 2.0)):
+        out = decide(
+            labels,
+            probs,
+            proto_sim,
+            np.array([0.0]),
+            rule(),
+            prototype_weight=weight,
+            prototype_temperature=temp,
+        )
+        vote = np.exp(proto_sim[0] / temp) / np.exp(proto_sim[0] / temp).sum()
+        pred = (1 - weight) * np.array([0.7, 0.3]) + weight * vote
+        assert out.label_quality == pytest.approx([pred[1]]), (weight, temp)
+        assert out.is_label_issue[0] == (pred[0] > pred[1])
+
+
+def test_clean_margin_breaks_near_ties_only():
+    labels = np.array([0, 0, 0])
+    probs = one_net([0.48, 0.52], [0.48, 0.52], [0.2, 0.8])
+    clean = np.array([1.0, 0.0, 1.0])
+    out = decide(labels, probs, None, clean, rule(clean_margin=0.05))
+    # a near tie keeps the given label when it is probably clean, not when it is probably noisy;
+    # a clear disagreement is flagged whatever the clean probability
+    assert out.is_label_issue.tolist() == [False, True, True]
+    assert out.corrected_label.tolist() == [0, 1, 1]
+    assert out.label_quality == pytest.approx([0.53 / 1.05, 0.48, 0.25 / 1.05])
 
 
 def test_large_margin_trusts_the_clean_probability():
-    labels, probs = np.array([0]), np.array([[0.2, 0.8]])
-    assert not correct_labels(labels, probs, None, np.array([1.0]), clean_margin=10).is_label_issue[
-        0
-    ]
-    assert correct_labels(labels, probs, None, np.array([0.0]), clean_margin=10).is_label_issue[0]
+    labels, probs = np.array([0]), one_net([0.2, 0.8])
+    trusted = decide(labels, probs, None, np.array([1.0]), rule(clean_margin=10))
+    assert not trusted.is_label_issue[0] and trusted.corrected_label[0] == 0
+    assert trusted.label_quality == pytest.approx([10.2 / 11.0])
+    doubted = decide(labels, probs, None, np.array([0.0]), rule(clean_margin=10))
+    assert doubted.is_label_issue[0] and doubted.corrected_label[0] == 1
 
 
-def test_prototype_vote_can_overrule_a_wrong_network():
-    labels = np.array([0])
-    probs = np.array([[0.6, 0.4]])
-    proto_sim = np.array([[0.1, 0.9]])
-    out = correct_labels(labels, probs, proto_sim, np.array([0.0]), prototype_weight=0.8)
-    assert out.corrected_label[0] == 1 and out.prototype_label[0] == 1
+def test_zero_margin_ignores_the_clean_probability():
+    labels, probs = np.array([0, 0]), one_net([0.48, 0.52], [0.48, 0.52])
+    out = decide(labels, probs, None, np.array([1.0, 0.0]), rule(clean_margin=0.0))
+    assert out.is_label_issue.tolist() == [True, True]
+    assert out.label_quality == pytest.approx([0.48, 0.48])

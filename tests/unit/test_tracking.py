@@ -4,6 +4,7 @@ registry rule, parent summaries, `noisyflow compare`, and failing fast on a dead
 from __future__ import annotations
 
 import http.server
+import os
 import socket
 import subprocess
 import sys
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import psutil
 import pytest
 import torch
 
 from noisyflow import tracking
+from noisyflow.config import flatten, parse_params, to_dict, with_overrides
 from noisyflow.errors import TrackingError
 from noisyflow.models import Ensemble, ModelConfig, create_model
 from pipeline import cli
@@ -27,11 +30,19 @@ from tests.helpers import REPO, subprocess_env, write_params
 EXPERIMENT = "unit-tracking"
 
 
-def open_stage(name: str, tmp_path: Path, **params: object):
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """The project root is the cwd: keep mlruns/ and friends out of the checkout."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+
+
+def open_stage(name: str, tmp_path: Path, **overrides: object):
     params_file = tmp_path / "params.yaml"
     params_file.write_text("seed: 0\n")
+    params = with_overrides(parse_params({}), {"tracking.experiment": EXPERIMENT, **overrides})
     return tracking.stage_run(
-        name, experiment=EXPERIMENT, params_file=params_file, params={"seed": 0, **params}
+        name, params=params, params_file=params_file, every=flatten(to_dict(params))
     )
 
 
@@ -100,39 +111,93 @@ def tiny_ensemble(seed: int) -> Ensemble:
     return Ensemble([create_model(config), create_model(config)])
 
 
-def test_registry_candidate_and_champion_rule(tracking_env, tmp_path, monkeypatch):
-    """candidate = newest logged; champion moves only when test accuracy >= the champion's."""
+def test_registry_candidate_and_champion_rule_per_data_set(tracking_env, tmp_path, monkeypatch):
+    """candidate = newest logged; a data set's champion moves only when the selection metric is
+    >= its champion's; `champion` follows the data set evaluated last."""
     name = "unit-ensemble"
     client = mlflow.MlflowClient(tracking_env)
     example = torch.rand(3, 1, 8, 8)
-    outcomes = []
-    for k, acc in enumerate((0.5, 0.4, 0.5)):
+    cases = (  # (metrics, data key)
+        ({"test_accuracy": 0.5}, "data-a"),  # first ever on data-a
+        ({"test_accuracy": 0.4}, "data-a"),  # worse
+        ({"test_accuracy": 0.5}, "data-a"),  # equal
+        ({"test_accuracy": 0.3}, "data-b"),  # worse, but the first on data-b
+        ({"test_accuracy": 0.1, "val_accuracy": 0.9}, "data-a"),  # selected by validation
+    )
+    outcomes, versions = [], []
+    for k, (metrics, data_key) in enumerate(cases):
         monkeypatch.setenv(tracking.GROUP_ENV, f"group-registry-{k}")
-        checkpoint = tmp_path / f"train{k}.pt"
+        checkpoint = tmp_path / f"final{k}.pt"
         checkpoint.write_bytes(f"weights {k}".encode())
-        with open_stage("train", tmp_path) as run:
+        with open_stage("correct", tmp_path) as run:
             version = run.log_model(
                 tiny_ensemble(k), example, checkpoint=checkpoint, registered_model=name
             )
+        versions.append(version)
         assert str(client.get_model_version_by_alias(name, "candidate").version) == version
         with open_stage("evaluate", tmp_path) as run:
-            outcomes.append(run.promote(checkpoint, acc, registered_model=name))
-        champion = client.get_model_version_by_alias(name, "champion")
-        assert str(champion.version) == (version if outcomes[-1] else "1")
-    assert outcomes == [True, False, True]  # first ever, worse, equal
-    assert client.get_model_version(name, "2").tags["test_accuracy"] == "0.4"
+            outcomes.append(
+                run.promote(checkpoint, metrics, registered_model=name, data_key=data_key)
+            )
+        champion = client.get_model_version_by_alias(name, f"champion-{data_key}")
+        assert str(client.get_model_version_by_alias(name, "champion").version) == str(
+            champion.version
+        )
+        if k == 3:
+            assert str(champion.version) == versions[3]
+            a = client.get_model_version_by_alias(name, "champion-data-a")
+            assert str(a.version) == versions[2]  # data-b's run did not touch data-a's
+    assert outcomes == [True, False, True, True, True]
+    assert str(client.get_model_version_by_alias(name, "champion-data-a").version) == versions[4]
+    assert versions == [str(v) for v in range(1, 6)]
+    tags = client.get_model_version(name, versions[1]).tags
+    assert tags["test_accuracy"] == "0.4" and tags["selection_metric"] == "test_accuracy"
+    assert tags["selection_score"] == "0.4" and tags["data_key"] == "data-a"
+    tags = client.get_model_version(name, versions[4]).tags
+    assert tags["selection_metric"] == "val_accuracy" and tags["selection_score"] == "0.9"
 
 
 def test_promote_without_a_matching_version_changes_nothing(tracking_env, tmp_path):
     checkpoint = tmp_path / "never-logged.pt"
     checkpoint.write_bytes(b"other weights")
     with open_stage("evaluate", tmp_path) as run:
-        assert run.promote(checkpoint, 1.0, registered_model="unit-ensemble-none") is False
+        promoted = run.promote(
+            checkpoint, {"test_accuracy": 1.0}, registered_model="unit-ensemble", data_key="x"
+        )
+    assert promoted is False
+    tags = mlflow.MlflowClient(tracking_env).get_run(run.run_id).data.tags
+    assert tags["model.promoted"] == "false"
+
+
+def test_a_dead_stage_run_is_marked_killed_by_the_next_one(tracking_env, tmp_path):
+    client = mlflow.MlflowClient(tracking_env)
+    with open_stage("reap", tmp_path) as run:  # creates the experiment
+        exp_id = client.get_run(run.run_id).info.experiment_id
+    me = psutil.Process()
+    host = socket.gethostname()
+
+    def running(pid: int, started: float) -> str:
+        tags = {
+            tracking.STAGE_TAG: "reap",
+            tracking.HOST_TAG: host,
+            tracking.PID_TAG: str(pid),
+            tracking.PID_START_TAG: repr(started),
+        }
+        return client.create_run(exp_id, tags=tags).info.run_id
+
+    dead = running(os.getpid(), me.create_time() - 1000)  # the pid now belongs to another process
+    alive = running(os.getpid(), me.create_time())
+    with open_stage("reap", tmp_path):
+        pass
+    assert client.get_run(dead).info.status == "KILLED"
+    assert client.get_run(dead).data.tags["noisyflow.killed"] == "process gone"
+    assert client.get_run(alive).info.status == "RUNNING"
+    client.set_terminated(alive)
 
 
 def test_summary_reaches_parent_and_compare_prints_it(tracking_env, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(tracking.GROUP_ENV, "group-compare")
-    params = {"data.noise.type": "asymmetric", "data.noise.rate": 0.3, "method.ssl": "mixmatch"}
+    params = {"data.noise.type": "asymmetric", "data.noise.rate": 0.3, "method.ssl": "none"}
     with open_stage("evaluate", tmp_path, **params) as run:
         run.log_summary({"test_accuracy": 0.875, "detection_f1": 0.75, "bad": float("nan")})
     (newest, *_) = tracking.pipeline_runs(EXPERIMENT, last=1)
@@ -140,11 +205,30 @@ def test_summary_reaches_parent_and_compare_prints_it(tracking_env, tmp_path, mo
     assert newest["metrics"] == {"test_accuracy": 0.875, "detection_f1": 0.75}
     line = row(newest)
     assert line["noise"] == "asymmetric 0.3" and line["test_acc"] == "0.8750"
+    assert line["method"] == "gmm+none+prototype" and line["model"] == "cnn/16"
     assert cli.main(["compare", "--experiment", EXPERIMENT, "--last", "1"]) == 0
     header, *lines = capsys.readouterr().out.splitlines()
     assert header.split()[:3] == ["run", "started", "status"]
     assert len(lines) == 1
     assert "asymmetric 0.3" in lines[0] and "0.8750" in lines[0] and "0.7500" in lines[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug: pipeline/compare.py row() reads the removed key codivide.p_threshold, "
+    "so the p_thr column is always '-' (the threshold is now selection.gmm.p_threshold)",
+)
+def test_compare_row_shows_the_selection_threshold():
+    params = with_overrides(parse_params({}), {"selection.gmm.p_threshold": 0.6})
+    run = {
+        "name": "r",
+        "status": "FINISHED",
+        "start_ms": 0,
+        "end_ms": 1000,
+        "params": {k: str(v) for k, v in flatten(to_dict(params)).items()},  # as MLflow has them
+        "metrics": {},
+    }
+    assert row(run)["p_thr"] == "0.6"
 
 
 def test_format_table_aligns_columns():
