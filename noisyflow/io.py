@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,8 +122,8 @@ def load_npz(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, np.n
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError) as exc:
-        raise InputDataError(f"{path}: not a readable .npz without pickle ({exc})") from exc
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputDataError(f"{path}: not a readable .npz without pickle ({exc})") from None
     missing = [k for k in required if k not in arrays]
     if missing:
         raise InputDataError(

@@ -91,15 +91,29 @@ def nets_payload(
 
 
 def load_nets(
-    payload: dict[str, Any], runtime: Runtime, *, origin: str, expect: Params | None = None
+    payload: dict[str, Any],
+    runtime: Runtime,
+    *,
+    origin: str,
+    expect: Params | None = None,
+    prepared: Prepared | None = None,
 ) -> tuple[ModelConfig, list[Network]]:
-    """Rebuild the networks of a checkpoint; with `expect`, refuse one made with other model
-    params (a different arch, width or network count would otherwise run on silently)."""
+    """Rebuild the networks of a checkpoint; with `expect` / `prepared`, refuse one made with
+    other model params (arch, width, network count) or for other data (class or channel count),
+    which would otherwise run on silently or fail with a raw shape error."""
     try:
         config = ModelConfig(**payload["model_config"])
         states = payload["nets"]
     except (KeyError, TypeError) as exc:
         raise InputDataError(f"{origin}: not a noisyflow model checkpoint ({exc})") from None
+    if prepared is not None:
+        want = (prepared.num_classes, int(prepared.x_train.shape[-1]))
+        if (config.num_classes, config.in_channels) != want:
+            raise InputDataError(
+                f"{origin}: made for {config.num_classes} classes and {config.in_channels} "
+                f"channel(s); the prepared data has {want[0]} classes and {want[1]} channel(s) "
+                "(rerun the earlier stages)"
+            )
     if expect is not None:
         want = (expect.model.arch, expect.model.width, expect.method.networks)
         have = (config.arch, config.width, len(states))

@@ -48,7 +48,7 @@ def row(run: dict[str, Any]) -> dict[str, str]:
         "method": "+".join(p.get(f"method.{k}", "-") for k in ("selection", "ssl", "correction")),
         "model": f"{p.get('model.arch', '-')}/{p.get('model.width', '-')}",
         "epochs": f"{p.get('warmup.epochs', '-')}+{p.get('train.epochs', '-')}",
-        "p_thr": p.get("codivide.p_threshold", "-"),
+        "p_thr": p.get(f"selection.{p.get('method.selection', 'gmm')}.p_threshold", "-"),
         "test_acc": _number(m.get("test_accuracy")),
         "det_f1": _number(m.get("detection_f1")),
         "wall": _duration(run["start_ms"], end),

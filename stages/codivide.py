@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     with stage("codivide", args.params, READS) as ctx:
         prepared = read_prepared(ctx, args.prepared)
         payload = load_checkpoint(args.model)
-        _, nets = recipes.load_nets(payload, ctx.runtime, origin=str(args.model), expect=ctx.params)
+        _, nets = recipes.load_nets(
+            payload, ctx.runtime, origin=str(args.model), expect=ctx.params, prepared=prepared
+        )
         stats = {k: v.to(ctx.runtime.device) for k, v in payload.get("stats", {}).items()}
         division = recipes.divide(ctx.params, prepared, nets, ctx.runtime, stats=stats)
         known = prepared.train.truth_known

@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> None:
         prepared = read_prepared(ctx, args.prepared)
         origin = str(args.train_model)
         payload = load_checkpoint(args.train_model)
-        config, nets = recipes.load_nets(payload, ctx.runtime, origin=origin, expect=ctx.params)
+        config, nets = recipes.load_nets(
+            payload, ctx.runtime, origin=origin, expect=ctx.params, prepared=prepared
+        )
         division = load_division(args.division, len(prepared.labels))
         checkpointer = ctx.checkpointer([args.prepared, args.train_model, args.division])
         result = recipes.correct(

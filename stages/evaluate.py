@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     with stage("evaluate", args.params, READS) as ctx:
         prepared = read_prepared(ctx, args.prepared)
         payload = load_checkpoint(args.model)
-        _, nets = recipes.load_nets(payload, ctx.runtime, origin=str(args.model), expect=ctx.params)
+        _, nets = recipes.load_nets(
+            payload, ctx.runtime, origin=str(args.model), expect=ctx.params, prepared=prepared
+        )
         issues = load_label_issues(args.issues, prepared)
         result = recipes.evaluate(prepared, nets, issues, ctx.runtime)
         outs = (args.metrics, args.confusion, args.confusion_png, args.per_class)

@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
         prepared = read_prepared(ctx, args.prepared)
         origin = str(args.warmup_model)
         payload = load_checkpoint(args.warmup_model)
-        config, nets = recipes.load_nets(payload, ctx.runtime, origin=origin, expect=ctx.params)
+        config, nets = recipes.load_nets(
+            payload, ctx.runtime, origin=origin, expect=ctx.params, prepared=prepared
+        )
         first = load_division(args.division, len(prepared.labels))
         checkpointer = ctx.checkpointer([args.prepared, args.warmup_model, args.division])
         result = recipes.train(

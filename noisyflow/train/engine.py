@@ -92,7 +92,7 @@ def run_pass(
             totals[key] = totals[key] + value if key in totals else value
         count += 1
     guard.check(where)
-    if not count:
+    if not count or not totals:
         return {}
     keys = list(totals)
     means = (torch.stack([totals[k] for k in keys]) / count).tolist()

@@ -508,11 +508,6 @@ def test_label_issues_are_matched_by_index_not_by_position(ready, tmp_path):
 # ----------------------------------------------------------------------------- library bugs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: load_nets checks arch, width and network count but not the class "
-    "count, so a checkpoint for 3 classes on 10-class data ends in a raw IndexError traceback",
-)
 def test_checkpoint_of_another_class_count_is_refused(ready, tmp_path, capsys):
     config = replace(ready.config, num_classes=3)
     nets = [create_model(config) for _ in range(2)]
@@ -521,11 +516,6 @@ def test_checkpoint_of_another_class_count_is_refused(ready, tmp_path, capsys):
     assert f"{tmp_path}/bad.pt" in fails(codivide, argv, capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: a checkpoint made for 3-channel images runs silently on 1-channel "
-    "data (the normalisation buffers broadcast the grey channel to three): exit 0, wrong input",
-)
 def test_checkpoint_of_another_channel_count_is_refused(ready, tmp_path, capsys):
     config = replace(ready.config, in_channels=3, mean=(0.5,) * 3, std=(0.25,) * 3)
     nets = [create_model(config) for _ in range(2)]
@@ -534,11 +524,6 @@ def test_checkpoint_of_another_channel_count_is_refused(ready, tmp_path, capsys)
     assert f"{tmp_path}/bad.pt" in fails(codivide, argv, capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: io.load_npz catches ValueError/OSError but not zipfile.BadZipFile, so "
-    "a truncated .npz (prepared split, division) ends in a raw BadZipFile traceback",
-)
 @pytest.mark.parametrize("what", ["prepared", "division"])
 def test_truncated_npz_is_refused(what, ready, tmp_path, capsys):
     import shutil

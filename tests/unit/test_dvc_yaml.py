@@ -52,17 +52,7 @@ def test_every_stage_module_is_a_dvc_stage_and_vice_versa():
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(
-            "sources",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: stages/sources.py declares READS = ('data',) but its dvc.yaml "
-                "stage has no `params:` list",
-            ),
-        ),
-        *[name for name in STAGES if name != "sources"],
-    ],
+    STAGES,
 )
 def test_params_list_is_the_modules_reads(name):
     module = importlib.import_module(f"stages.{name}")

@@ -209,11 +209,6 @@ def test_run_pass_steps_every_optimizer_and_leaves_other_modules_alone():
     assert not peer.training
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: run_pass crashes (torch.stack of an empty list) when the step "
-    "reports no statistics, instead of returning {} as it does for zero batches",
-)
 def test_run_pass_with_a_step_that_reports_no_statistics():
     net = Scalar()
     opt = torch.optim.SGD(net.parameters(), lr=1.0)

@@ -49,11 +49,15 @@ def test_sweep_collects_sets() -> None:
         ["sweep", "--set", "train.epochz=1,2"],
     ],
 )
-def test_bad_key_exits_2_before_any_flow(
+def test_bad_key_exits_2_before_any_stage(
     argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    write_params(tmp_path / "params.yaml")
+    """run / sweep validate under the workspace lock (nobody else changes params.yaml then);
+    serve validates before serving. Either way: exit 2, the key named, nothing run or written."""
+    params = write_params(tmp_path / "params.yaml")
+    before = params.read_text()
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert "unknown key 'train.epochz'" in capsys.readouterr().err
-    assert not (tmp_path / ".dvc").exists()  # nothing ran, no lock taken
+    assert params.read_text() == before
+    assert not (tmp_path / "data").exists() and not (tmp_path / "dvc.lock").exists()

@@ -213,11 +213,6 @@ def test_summary_reaches_parent_and_compare_prints_it(tracking_env, tmp_path, mo
     assert "asymmetric 0.3" in lines[0] and "0.8750" in lines[0] and "0.7500" in lines[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: pipeline/compare.py row() reads the removed key codivide.p_threshold, "
-    "so the p_thr column is always '-' (the threshold is now selection.gmm.p_threshold)",
-)
 def test_compare_row_shows_the_selection_threshold():
     params = with_overrides(parse_params({}), {"selection.gmm.p_threshold": 0.6})
     run = {
