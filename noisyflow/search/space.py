@@ -106,6 +106,12 @@ class Space:
         extra_fixed: more fixed overrides (the CLI's -S), applied after the file's `fixed:`.
         Raises ParamsError "<file>: <where>: <what>" on the first problem.
         """
+        both = sorted(set(extra_fixed or {}) & {d.key for d in self.dims})
+        if both:
+            raise ParamsError(
+                f"{self.origin}: search.{both[0]}: also fixed on the command line (-S); "
+                "search it or fix it, not both"
+            )
         fixed = {**self.fixed, **(extra_fixed or {})}
         try:
             base = with_overrides(params, fixed)

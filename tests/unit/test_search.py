@@ -201,6 +201,12 @@ def test_bad_space_names_file_and_entry(base_params, search, fixed, message):
     assert "\n" not in text
 
 
+def test_command_line_fixed_key_cannot_be_searched(base_params):
+    space = _space({"warmup.epochs": {"low": 2, "high": 9}})
+    with pytest.raises(ParamsError, match="search.warmup.epochs: also fixed on the command line"):
+        space.check(base_params, {"warmup.epochs": 1})
+
+
 def test_space_file_format_errors(tmp_path):
     bad = tmp_path / "s.yaml"
     bad.write_text("serach:\n  train.lr: [0.1]\n")
