@@ -213,7 +213,7 @@ def register_search(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="random trials before TPE (default: trials/3, within 3..10)",
     )
-    a("--workdir", default=".noisyflow/search", help="state folder (default .noisyflow/search)")
+    a("--workdir", default=None, help="state folder (default <project>/.noisyflow/search)")
     a(
         "--out",
         default=None,

@@ -1073,12 +1073,12 @@ def config_from_args(args: argparse.Namespace) -> tuple[SearchConfig, Sampler]:
     params_path = Path(args.params).resolve()
     root = params_path.parent
     space_path = Path(args.space)
-    if not space_path.is_absolute():
-        space_path = (Path.cwd() / space_path).resolve()
+    if not space_path.is_absolute():  # relative to the current folder, else to the project
+        here = (Path.cwd() / space_path).resolve()
+        space_path = here if here.is_file() else (root / space_path).resolve()
     if not space_path.is_file():
         raise ParamsError(f"{args.space}: search space file not found (--space)")
-    workdir = Path(args.workdir)
-    workdir = (workdir if workdir.is_absolute() else root / workdir).resolve()
+    workdir = Path(args.workdir).resolve() if args.workdir else root / DEFAULT_WORKDIR
     storage = args.storage or default_storage(workdir)
     if "://" not in storage:
         storage = str((Path.cwd() / storage).resolve())
