@@ -77,6 +77,7 @@ S_FIXED = "noisyflow.fixed"
 S_PARENT = "noisyflow.mlflow_parent"
 
 KIND_SEARCH, KIND_TRIAL = "search", "search-trial"
+PARENT_ENV = "NOISYFLOW_SEARCH_PARENT_PID"  # set for worker processes
 MAX_SAME_FAILURES = 3  # a worker stops after this many trials in a row fail with one error
 
 
@@ -675,8 +676,13 @@ def run_worker(cfg: SearchConfig, index: int = 0, *, echo: Any = print) -> dict[
                 try:
                     outcome = obj.score(params, prepared, runtime, report=report, on_epoch=on_epoch)
                     value, kind = outcome.value, "complete"
-                    if with_truth:
-                        info = obj.truth(prepared, outcome, runtime)
+                    if with_truth:  # logging only: a failure here does not fail the trial
+                        try:
+                            info = obj.truth(prepared, outcome, runtime)
+                        except Exception as exc:
+                            print(
+                                f"warning: trial {number}: truth not scored: {exc}", file=sys.stderr
+                            )
                     del outcome
                 finally:
                     os.chdir(home)
@@ -945,12 +951,18 @@ def worker_env(index: int, workers: int) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:  # pragma: no cover (runs in the child before exec)
-    """Linux: SIGKILL this worker when the search process that started it dies."""
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this worker when the search process that started it
+    dies (a killed search leaves no orphan workers; the restart reaps their trials)."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
     with contextlib.suppress(Exception):
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # it died before the line above
+        os._exit(1)
 
 
 def spawn_worker(config_path: str, index: int, workers: int, on_line: Any) -> None:
@@ -966,13 +978,12 @@ def spawn_worker(config_path: str, index: int, workers: int, on_line: Any) -> No
     with subprocess.Popen(
         cmd,
         cwd=cwd,
-        env=worker_env(index, workers),
+        env={**worker_env(index, workers), PARENT_ENV: str(os.getpid())},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
         bufsize=1,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
     ) as proc:
         assert proc.stdout is not None
         for raw in proc.stdout:
@@ -1202,6 +1213,7 @@ def apply_cli(args: argparse.Namespace) -> int:
 
 def _worker_main(argv: list[str]) -> int:
     """`python -m pipeline.search worker CONFIG INDEX` (what the Prefect tasks start)."""
+    _die_with_parent()
     config_path, index = argv[0], int(argv[1])
     cfg = SearchConfig.load(config_path)
     try:
@@ -1209,6 +1221,9 @@ def _worker_main(argv: list[str]) -> int:
     except NoisyflowError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: not a transient failure, Prefect must not retry
+        print(f"search worker {index}: interrupted", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 
