@@ -136,6 +136,104 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handler)
 
 
+def register_search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="AutoML: search methods and hyperparameters (Optuna; noisy validation accuracy)",
+        description="Search the method toolbox with Optuna (TPE + pruning), scored by accuracy "
+        "on a held-out noisy validation split; resumable, tracked in MLflow, parallel workers. "
+        "See docs/search.md.",
+    )
+    a = p.add_argument
+    a(
+        "--trials",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the study's target number of finished trials",
+    )
+    a(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="start no trial after S seconds (running ones finish)",
+    )
+    a(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="parallel worker processes (a Prefect flow when N > 1)",
+    )
+    a(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="Optuna storage: sqlite:///file.db, postgresql://..., or a journal file path (default: sqlite:///<workdir>/search.db)",
+    )
+    a(
+        "--space",
+        default="params/search_space.yaml",
+        metavar="FILE",
+        help="search space YAML (default params/search_space.yaml)",
+    )
+    a(
+        "--study",
+        default=None,
+        metavar="NAME",
+        help="study name (default: noisyflow-<hash of params and space>)",
+    )
+    a("--params", default="params.yaml", metavar="FILE", help="base params (default params.yaml)")
+    a(
+        "--set-param",
+        "-S",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a fixed override for every trial (like dvc exp run -S)",
+    )
+    a(
+        "--pruner",
+        choices=("median", "hyperband", "none"),
+        default="median",
+        help="stop unpromising trials early on the per-epoch objective",
+    )
+    a(
+        "--truth",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: log the true test accuracy when the test split's truth is known",
+    )
+    a("--seed", type=int, default=None, help="sampler seed (reproducible sampling with one worker)")
+    a(
+        "--startup-trials",
+        type=int,
+        default=None,
+        metavar="N",
+        help="random trials before TPE (default: trials/3, within 3..10)",
+    )
+    a("--workdir", default=None, help="state folder (default <project>/.noisyflow/search)")
+    a(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="where best_overrides.yaml / best_params.yaml go (default outputs/search/<study>)",
+    )
+    a(
+        "--apply",
+        action="store_true",
+        help="write the study's best trial into params.yaml (comments kept) and exit",
+    )
+
+    def handler(args: argparse.Namespace) -> int:
+        from pipeline.search import search_cli
+
+        return search_cli(args)
+
+    p.set_defaults(handler=handler)
+
+
 REGISTRARS = [
     register_run,
     register_serve,
@@ -143,4 +241,5 @@ REGISTRARS = [
     register_compare,
     register_predict,
     register_export,
+    register_search,
 ]
