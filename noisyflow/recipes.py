@@ -237,6 +237,7 @@ def warmup(
     *,
     checkpointer: Checkpointer | None = None,
     on_epoch_end: EpochCallback | None = None,
+    monitor: tuple[str, ...] = ("test", "val"),
 ) -> WarmupResult:
     """Train each network on every sample with the supervised loss for warmup.epochs epochs.
 
@@ -255,6 +256,7 @@ def warmup(
     saved = _resume(state, checkpointer)
     ctx = _context(params, method, state, data, config.num_classes, cfg)
     every = data.all_indices()
+    watched = _watched(prepared, monitor, runtime)
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         set_lr(state.optimizers, cosine_lr(cfg.lr, epoch, cfg.epochs))
@@ -271,6 +273,8 @@ def warmup(
                 where=f"warmup epoch {epoch}, network {k + 1}",
             )
             out.update({f"{key}_net{k + 1}": v for key, v in res.items()})
+        for name, split in watched.items():  # the real classes only (AUM adds one)
+            out[f"{name}_accuracy"] = _accuracy(nets, split, k_real)
         return out
 
     history = run_epochs(
@@ -404,17 +408,13 @@ def train(
     method = Method.from_params(params)
     selector, ssl = method.selector, params.method.ssl
     data = TrainData(prepared.x_train, prepared.labels, runtime)
-    watched = {
-        name: TrainData(split.x, split.labels, runtime)
-        for name, split in (("test", prepared.test), ("val", prepared.val))
-        if name in monitor and split is not None and len(split)
-    }
+    watched = _watched(prepared, monitor, runtime)
     truth = "test" in monitor
     state = _new_state(params, method, nets, runtime, cfg, params.seed + 100)
     state.division = first
     saved = _resume(state, checkpointer)
     ctx = _context(params, method, state, data, prepared.num_classes, cfg)
-    known = prepared.train.truth_known
+    known = prepared.train.truth_known if truth else None
     every = data.all_indices()
 
     def epoch_fn(epoch: int) -> dict[str, float]:
@@ -423,7 +423,7 @@ def train(
             state.division = selector.divide(inputs, len(nets))
         div = selector.at_epoch(state.division, epoch, cfg.epochs)
         mask = prepared.noise_mask if truth else None
-        stats = division_metrics(div, mask, known if truth else None)
+        stats = division_metrics(div, mask, known)
         set_lr(state.optimizers, cosine_lr(cfg.lr, epoch, cfg.epochs))
         where = f"train epoch {epoch}"
         if selector.per_batch:
@@ -492,8 +492,21 @@ def _train_net(
     )
 
 
-def _accuracy(nets: list[Network], test: TrainData) -> float:
-    pred = ensemble_logits(nets, test, runtime=test.runtime).argmax(1)
+def _watched(prepared: Prepared, monitor: tuple[str, ...], runtime: Runtime) -> dict:
+    """The splits whose accuracy each epoch records (only those asked for, so a search never
+    reads the test split)."""
+    splits = {"test": lambda: prepared.test, "val": lambda: prepared.val}
+    out = {}
+    for name in monitor:
+        split = splits[name]()
+        if split is not None and len(split):
+            out[name] = TrainData(split.x, split.labels, runtime)
+    return out
+
+
+def _accuracy(nets: list[Network], test: TrainData, num_classes: int | None = None) -> float:
+    logits = ensemble_logits(nets, test, runtime=test.runtime)
+    pred = (logits if num_classes is None else logits[:, :num_classes]).argmax(1)
     return float((pred == test.labels).float().mean())
 
 
@@ -700,7 +713,7 @@ def run_pipeline(
             return None
         return lambda epoch, stats: on_epoch_end(phase, epoch, stats)
 
-    w = warmup(params, prepared, runtime, on_epoch_end=hook("warmup"))
+    w = warmup(params, prepared, runtime, on_epoch_end=hook("warmup"), monitor=monitor)
     mark("warmup")
     first = divide(params, prepared, w.nets, runtime, stats=w.stats)
     mark("codivide")

@@ -319,7 +319,7 @@ def stage_run(
     mlflow.set_tracking_uri(uri)
     try:
         client = mlflow.MlflowClient()
-        exp_id = _experiment_id(client, experiment, _artifact_location(uri, root, experiment))
+        exp_id = experiment_id(client, experiment, artifact_location(uri, root, experiment))
         reap_dead_runs(client, exp_id, stage)
         key = group_key()
         tags = _common_tags(stage, Path.cwd(), params_file, key)
@@ -402,7 +402,7 @@ def reap_dead_runs(client: Any, exp_id: str, stage: str) -> list[str]:
     return reaped
 
 
-def _artifact_location(uri: str, root: Path, experiment: str) -> str | None:
+def artifact_location(uri: str, root: Path, experiment: str) -> str | None:
     """<root>/mlruns/<experiment> for a local store; None (the server decides) otherwise.
 
     MLflow's default is ./mlruns under the *current* directory, which for `dvc exp run --temp`
@@ -413,7 +413,7 @@ def _artifact_location(uri: str, root: Path, experiment: str) -> str | None:
     )
 
 
-def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
+def experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id

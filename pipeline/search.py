@@ -407,8 +407,8 @@ class Tracker:
         self.uri, self.root = uri, root
         self.client = mlflow.MlflowClient(tracking_uri=uri)
         try:
-            self.exp_id = tracking._experiment_id(
-                self.client, experiment, tracking._artifact_location(uri, root, experiment)
+            self.exp_id = tracking.experiment_id(
+                self.client, experiment, tracking.artifact_location(uri, root, experiment)
             )
         except Exception as exc:
             raise TrackingError(f"MLflow tracking store {uri} refused the request: {exc}") from exc

@@ -223,6 +223,11 @@ def check_combination(params: Params) -> None:
             f"method.mixup: {m.selection!r} records margins of plain training forwards, which "
             "mixup replaces by mixed ones; use method.mixup: none or afm"
         )
+    if m.selection == "aum" and params.warmup.epochs <= params.selection.aum.start_epoch:
+        raise ParamsError(
+            f"selection.aum.start_epoch: {params.selection.aum.start_epoch} leaves no warm-up "
+            f"epoch to record margins from (warmup.epochs is {params.warmup.epochs})"
+        )
     if m.ssl == "mixmatch" and m.mixup != "none":
         raise ParamsError(
             "method.mixup: MixMatch mixes its batches already; use method.mixup: none "
