@@ -8,6 +8,7 @@ search and tests call them directly. No files, no MLflow here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -80,14 +81,32 @@ def trim_head(net: Network, num_classes: int) -> None:
 def nets_payload(
     config: ModelConfig, nets: list[nn.Module], prepared: Prepared, **extra: Any
 ) -> dict[str, Any]:
-    """A model checkpoint: what rebuilds the networks and what `predict` needs around them."""
-    return {
+    """A model checkpoint: what rebuilds the networks and what `predict` needs around them.
+
+    Plain-data entries go through one JSON round trip, so equal content pickles to equal bytes
+    whether it was built in this process or restored from a resume checkpoint (pickle shares
+    repeated objects, and which strings are shared depends on where they came from)."""
+    plain = {
         "model_config": asdict(config),
-        "nets": [{k: v.detach().cpu() for k, v in n.state_dict().items()} for n in nets],
         "classes": list(prepared.classes),
         "preprocessing": dict(prepared.meta.get("preprocessing", {})),
-        **extra,
+        **{k: v for k, v in extra.items() if not _has_tensors(v)},
     }
+    return {
+        **json.loads(json.dumps(plain)),
+        "nets": [{k: v.detach().cpu() for k, v in n.state_dict().items()} for n in nets],
+        **{k: v for k, v in extra.items() if _has_tensors(v)},
+    }
+
+
+def _has_tensors(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, dict):
+        return any(_has_tensors(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_tensors(v) for v in value)
+    return False
 
 
 def load_nets(
@@ -273,8 +292,7 @@ def warmup(
                 where=f"warmup epoch {epoch}, network {k + 1}",
             )
             out.update({f"{key}_net{k + 1}": v for key, v in res.items()})
-        for name, split in watched.items():  # the real classes only (AUM adds one)
-            out[f"{name}_accuracy"] = _accuracy(nets, split, k_real)
+        _record_accuracies(out, watched, nets, k_real)  # the real classes (AUM adds one)
         return out
 
     history = run_epochs(
@@ -440,8 +458,7 @@ def train(
                 own = div.for_net(k)
                 res = _train_net(ctx, k, own, params, ssl, epoch, f"{where}, network {k + 1}")
                 stats.update({f"{key}_net{k + 1}": v for key, v in res.items()})
-        for name, split in watched.items():
-            stats[f"{name}_accuracy"] = _accuracy(nets, split)
+        _record_accuracies(stats, watched, nets)
         return stats
 
     history = run_epochs(
@@ -505,9 +522,32 @@ def _watched(prepared: Prepared, monitor: tuple[str, ...], runtime: Runtime) -> 
 
 
 def _accuracy(nets: list[Network], test: TrainData, num_classes: int | None = None) -> float:
-    logits = ensemble_logits(nets, test, runtime=test.runtime)
-    pred = (logits if num_classes is None else logits[:, :num_classes]).argmax(1)
-    return float((pred == test.labels).float().mean())
+    return _accuracies(nets, test, num_classes)[0]
+
+
+def _accuracies(
+    nets: list[Network], split: TrainData, num_classes: int | None = None
+) -> list[float]:
+    """[ensemble accuracy, accuracy of each network] on `split` (first num_classes logits)."""
+    logits = [infer(net, split, runtime=split.runtime)[0] for net in nets]
+    if num_classes is not None:
+        logits = [z[:, :num_classes] for z in logits]
+    preds = [torch.stack(logits).sum(0).argmax(1), *(z.argmax(1) for z in logits)]
+    return torch.stack([(p == split.labels).float().mean() for p in preds]).tolist()
+
+
+def _record_accuracies(
+    out: dict[str, float],
+    watched: dict[str, TrainData],
+    nets: list[Network],
+    num_classes: int | None = None,
+) -> None:
+    """<split>_accuracy of the ensemble and, with two networks, <split>_accuracy_net<k>."""
+    for name, split in watched.items():
+        ensemble, *each = _accuracies(nets, split, num_classes)
+        out[f"{name}_accuracy"] = ensemble
+        if len(each) > 1:
+            out.update({f"{name}_accuracy_net{k + 1}": v for k, v in enumerate(each)})
 
 
 # ----------------------------------------------------------------------------- correction

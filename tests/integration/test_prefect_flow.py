@@ -208,7 +208,7 @@ def test_unreachable_mlflow_server_is_retried(
 
 def test_sweep_runs_one_experiment_per_set_and_publishes_the_table(workspace: dict) -> None:
     project = workspace["project"]
-    sets = [{}, {"correct.prototype_weight": 0.3}]
+    sets = [{}, {"correction.prototype.prototype_weight": 0.3}]
     state = sweep(
         param_sets=sets, project_dir=str(project), names=["base", "pw03"], return_state=True
     )
@@ -223,8 +223,8 @@ def test_sweep_runs_one_experiment_per_set_and_publishes_the_table(workspace: di
     assert {"base", "pw03", "nightly-1"} <= set(listed)
     table = json.loads(artifact(flow_run_id(state), f"{SWEEP_KEY}-table").data)
     assert [row["name"] for row in table] == ["base", "pw03"]
-    assert table[1]["overrides"] == "correct.prototype_weight=0.3"
-    assert "| pw03 | correct.prototype_weight=0.3 |" in artifact(flow_run_id(state), SWEEP_KEY).data
+    assert table[1]["overrides"] == "correction.prototype.prototype_weight=0.3"
+    assert "| pw03 | correction.prototype.prototype_weight=0.3 |" in artifact(flow_run_id(state), SWEEP_KEY).data
 
 
 def free_port() -> int:
@@ -289,7 +289,7 @@ def test_served_deployment_runs_on_a_real_prefect_server(workspace: dict, tmp_pa
             "--project-dir",
             str(project),
             "-S",
-            "correct.prototype_weight=0.7",
+            "correction.prototype.prototype_weight=0.7",
         ]
         procs.append(start(serve_cmd, tmp_path / "serve.log", env=env, cwd=REPO))
         with temporary_settings({PREFECT_API_URL: url}):
