@@ -42,15 +42,23 @@ PHASE_SHADE = {"warmup": "#fff3e0", "train": "#ffffff", "correct": "#e8f5e9"}
 
 
 def read_history_csv(path: str | Path) -> list[dict[str, float]]:
-    """A stage's per-epoch CSV (plots/<stage>.csv) as rows of floats; [] when absent."""
+    """A stage's per-epoch CSV (plots/<stage>.csv) as rows of floats (empty and non-numeric
+    cells left out); [] when absent."""
     path = Path(path)
     if not path.is_file():
         return []
     rows = []
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
-            rows.append({k: float(v) for k, v in row.items() if v not in ("", None)})
+            rows.append({k: x for k, v in row.items() if (x := _number(v)) is not None})
     return rows
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None  # empty cells, and text columns such as `phase`
 
 
 def combine(

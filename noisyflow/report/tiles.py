@@ -61,7 +61,7 @@ def save_tile_grid(
     empty: str = "nothing to show",
     aspect: float = 1.0,
 ) -> None:
-    """One PNG: `title`, an optional one-line `legend` under it, then the tiles row by row.
+    """One PNG: `title`, an optional `legend` under it (at most two lines), then the tiles.
 
     aspect: tile width / height (2 for side-by-side pairs).
     """
@@ -72,14 +72,16 @@ def save_tile_grid(
     lines = max((len(t.lines) for t in tiles), default=1)
     tile_w, tile_h = TILE_IN * aspect, TILE_IN
     cell_w, cell_h = tile_w + 0.2, tile_h + LINE_IN * lines + 0.15
-    head = 0.45 + (0.2 if legend else 0.0)
     width = max(cell_w * ncols + 0.2, 6.0)
+    legend_lines = textwrap.wrap(legend or "", int((width - 0.2) / 0.065))[:2]
+    head = 0.45 + 0.17 * len(legend_lines)
     height = head + cell_h * nrows + 0.1
     fig = plt.figure(figsize=(width, height))
     fig.text(0.1 / width, 1 - 0.3 / height, title, fontsize=11, fontweight="bold", va="center")
-    if legend:
-        legend = textwrap.shorten(legend, int((width - 0.2) / 0.065), placeholder=" …")
-        fig.text(0.1 / width, 1 - 0.55 / height, legend, fontsize=8, va="center", color="#444")
+    for j, line in enumerate(legend_lines):
+        fig.text(
+            0.1 / width, 1 - (0.55 + 0.17 * j) / height, line, fontsize=8, va="center", color="#444"
+        )
     if not n:
         fig.text(0.5, 0.5 * (1 - head / height), empty, ha="center", va="center", color="#666")
     for i, tile in enumerate(tiles):
