@@ -29,6 +29,7 @@ a { color: #1565c0; }
 table { border-collapse: collapse; margin: 8px 0 14px; font-size: 14px; }
 th, td { border: 1px solid #ddd; padding: 4px 9px; text-align: left; vertical-align: top; }
 th { background: #f0f2f5; }
+table.kv td:first-child { white-space: nowrap; color: #444; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.bad td { background: #fdecea; }
 figure { margin: 10px 0 18px; }

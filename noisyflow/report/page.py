@@ -167,7 +167,7 @@ def data_section(meta: dict[str, Any]) -> str:
         ("realised noise rate", number(noise.get("realised_rate"))),
         ("true labels known", f"{meta.get('truth', '–')}: {meta.get('truth_note', '')}"),
     ]
-    return table(None, rows)
+    return table(None, rows, cls="kv")
 
 
 def params_section(params: dict[str, Any]) -> str:
@@ -283,7 +283,7 @@ def run_section(d: ReportData) -> str:
         hint = run.get("ui_hint")
         if hint:
             rows.append(("local store", hint))
-        text = table(None, rows, raw=[1])
+        text = table(None, rows, raw=[1], cls="kv")
     files = table(
         ["what", "path"],
         [(FILE_LABELS.get(k, k), v) for k, v in sorted(d.files.items(), key=_file_order)],
