@@ -134,8 +134,28 @@ def summary(d: ReportData) -> str:
         f'<div class="card"><div class="v">{esc(v)}</div><div class="k">{esc(k)}</div></div>'
         for k, v in cards
     )
-    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in d.notes)
+    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in [*cautions(d), *d.notes])
     return f'<p>{text}</p><div class="cards">{html_cards}</div>{notes}'
+
+
+def cautions(d: ReportData) -> list[str]:
+    """Plain warnings when the numbers say the flags should not be trusted yet."""
+    m, k = d.metrics, max(len(d.meta.get("classes", [])), 2)
+    out = []
+    acc = m.get("test_accuracy")
+    if acc is not None and acc < min(0.9, 2.0 / k):
+        out.append(
+            f"Caution: the test accuracy ({_pct(acc)}) is close to chance ({_pct(1 / k)} for "
+            f"{k} classes): the networks have learned little, so the label flags below are not "
+            "reliable yet. Train longer (warmup.epochs, train.epochs) or check the data."
+        )
+    rate = m.get("estimated_noise_rate")
+    if rate is not None and rate > 0.5:
+        out.append(
+            f"Caution: {_pct(rate)} of the labels are flagged. When most labels look wrong, the "
+            "networks usually do not fit the data yet, rather than the data being mostly wrong."
+        )
+    return out
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:

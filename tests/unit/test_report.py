@@ -506,11 +506,26 @@ def test_report_without_truth_mlflow_or_features_says_so(tmp_path):
     text = html.unescape(out.report.read_text(encoding="utf-8"))
     page = parse(text)
     assert "No MLflow run" in text and "need the final networks' features" in text
-    assert "No true labels are known" in text
+    assert "No true labels are known" in text and "Caution" not in text
     assert "file" not in page.cells  # array data: no file column
     assert summary.near_duplicates == 0 and summary.outliers == 0
     with open(out.gmm_train, newline="") as fh:
         assert next(csv.DictReader(fh))["loss_all_net1"] == ""
+
+
+def test_summary_cautions_when_the_networks_learned_little():
+    from noisyflow.report.page import ReportData, cautions
+
+    meta = {"classes": list("abcdefghij")}
+    weak = ReportData(
+        {"test_accuracy": 0.15, "estimated_noise_rate": 0.7}, meta, {}, {}, [], 0, [], 0, 0, []
+    )
+    notes = cautions(weak)
+    assert len(notes) == 2 and "close to chance (10.0% for 10 classes)" in notes[0]
+    fine = ReportData(
+        {"test_accuracy": 0.9, "estimated_noise_rate": 0.4}, meta, {}, {}, [], 0, [], 0, 0, []
+    )
+    assert cautions(fine) == []
 
 
 def test_mlflow_links_for_a_local_store():
