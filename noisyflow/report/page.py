@@ -158,9 +158,18 @@ def cautions(d: ReportData) -> list[str]:
     return out
 
 
+def metric_value(key: str, value: Any) -> str:
+    """As metrics.json holds it: counts (num_*) as integers, scores with its 6 decimals."""
+    if value is None:
+        return "–"
+    if key.startswith("num_"):
+        return str(int(value))
+    return f"{float(value):.6f}"
+
+
 def metrics_table(metrics: dict[str, Any]) -> str:
     keys = [k for k in ORDER if k in metrics] + sorted(k for k in metrics if k not in ORDER)
-    rows = [(k, number(metrics[k], 6), METRIC_HELP.get(k, "")) for k in keys]
+    rows = [(k, metric_value(k, metrics[k]), METRIC_HELP.get(k, "")) for k in keys]
     return table(
         ["metric", "value", "meaning"], rows, numeric=[1], cls="metrics", id="metrics-table"
     )
@@ -271,7 +280,15 @@ def outliers_table(rows: list[dict[str, Any]], paths: bool) -> str:
 
 
 def per_class_table(rows: list[dict[str, Any]]) -> str:
-    body = [[r["class"], r["train"], r["flagged"], number(r["test_accuracy"])] for r in rows]
+    body = [
+        [
+            r["class"],
+            r["train"],
+            r["flagged"],
+            "–" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
+        ]
+        for r in rows
+    ]
     return table(
         ["class", "training images given this label", "flagged as issues", "test accuracy"],
         body,
@@ -390,6 +407,11 @@ def render(d: ReportData) -> str:
         )
         + image(fig.get("gallery"), "label-issue gallery")
         + f"<h3>Top {len(d.issues)} of {d.num_flagged} flagged labels</h3>"
+        + (
+            "<p>Red rows: the given label is wrong according to the true labels.</p>"
+            if truth and d.issues
+            else ""
+        )
         + (issues_table(d.issues, truth, paths) if d.issues else "<p>No label was flagged.</p>")
         + "</section>",
         '<section id="transition"><h2>Noise transition</h2>'

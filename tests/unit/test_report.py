@@ -487,7 +487,7 @@ def test_report_page_is_self_contained_with_every_section_and_number(built):
     assert len(page.imgs) >= 6 and all(s.startswith("data:image/png;base64,") for s in page.imgs)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text.replace(links["url"], ""))
     for key, value in METRICS.items():  # the metrics table as metrics.json has it
-        shown = str(int(value)) if float(value).is_integer() and value >= 1 else f"{value:.6f}"
+        shown = str(int(value)) if key.startswith("num_") else f"{value:.6f}"
         assert key in page.cells and shown in page.cells, key
     flagged = make_correction(prepared).is_label_issue
     assert summary.flagged == flagged.sum() == len(summary.gallery_rows)  # fewer than TOP_K
@@ -663,4 +663,4 @@ def test_metrics_json_round_trip_matches_the_page(tmp_path):
     from noisyflow.report.page import metrics_table
 
     cells = parse(metrics_table(json.loads((tmp_path / "metrics.json").read_text()))).cells
-    assert "0.987654" in cells and "16" in cells
+    assert "0.987654" in cells and "16" in cells and "16.000000" not in cells
