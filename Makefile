@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean browser
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ lint: install
 
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+# Headless Chromium + chromedriver for the report's browser test (Debian, as root; CI runs it).
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 bench: install
 	source $(BIN)/activate && python benchmarks/digits.py

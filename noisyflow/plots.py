@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyflow.report.gmm import loss_threshold
 from noisyflow.types import Division
 
 
@@ -24,7 +25,9 @@ def save_clean_prob_histogram(
 ) -> None:
     """Per network: the per-sample statistic the split was computed from (split by the true mask
     when known) with the fitted mixture and its threshold drawn from `division.fits` — the very
-    model that split the data, not a refit — and the clean-probability histogram."""
+    model that split the data, not a refit — and the clean-probability histogram. The dashed
+    line in the loss panel is the loss where P(clean) falls to the threshold
+    (`report.gmm.loss_threshold`); the run report's fuller version is `report.gmm_figure`."""
     from scipy.stats import norm
 
     plt = _pyplot()
@@ -57,6 +60,11 @@ def save_clean_prob_histogram(
                 ):
                     name = "clean" if j == fit["clean_component"] else "noisy"
                     ax.plot(grid, w * norm.pdf(grid, m, np.sqrt(v)), lw=2, label=f"{name} {m:.2f}")
+                cut = loss_threshold(fit)
+                if cut is not None:
+                    ax.axvline(
+                        cut, color="k", ls="--", label=f"split at P(clean)={fit['threshold']}"
+                    )
         ax.set(title=f"net{k + 1}: normalised per-sample loss", xlabel="loss (min-max)")
         ax.legend(fontsize=8)
         ax2 = axes[1, k]

@@ -80,6 +80,12 @@ def register_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare pipeline runs recorded in MLflow (one row each)")
     p.add_argument("--experiment", default="noisyflow", help="MLflow experiment name")
     p.add_argument("--last", type=int, default=10, metavar="N", help="newest N pipeline runs")
+    p.add_argument(
+        "--html",
+        metavar="PATH",
+        default=None,
+        help="also write a self-contained page of the runs side by side (metrics and curves)",
+    )
 
     def handler(args: argparse.Namespace) -> int:
         from pipeline.compare import compare_cli
@@ -231,6 +237,34 @@ def register_search(sub: argparse._SubParsersAction) -> None:
 
         return search_cli(args)
 
+
+def register_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="where the latest run report is (--open: open it); --class NAME: one class's "
+        "label-issue gallery",
+    )
+    p.add_argument("--open", action="store_true", help="open it in a web browser")
+    p.add_argument(
+        "--class",
+        dest="class_name",
+        metavar="NAME",
+        default=None,
+        help="draw the label-issue gallery of the training images labelled NAME",
+    )
+    p.add_argument("--top", type=int, default=24, metavar="K", help="images in a --class gallery")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="--class: the PNG to write (default plots/label_issues_gallery_<NAME>.png)",
+    )
+    p.add_argument("--project-dir", default=".", help="the DVC workspace of the run")
+
+    def handler(args: argparse.Namespace) -> int:
+        from pipeline.report import report_cli
+
+        return report_cli(args)
+
     p.set_defaults(handler=handler)
 
 
@@ -242,4 +276,5 @@ REGISTRARS = [
     register_predict,
     register_export,
     register_search,
+    register_report,
 ]

@@ -1,13 +1,16 @@
 """`noisyflow compare`: one table row per pipeline (parent) run recorded in MLflow.
 
 The parent run holds the flattened params.yaml and, once `evaluate` ran, its headline metrics,
-so the table needs one search over parent runs and nothing else.
+so the table needs one search over parent runs and nothing else. `--html PATH` also writes a
+self-contained page with the runs side by side, including the per-epoch curves of each run's
+`train` stage (its child run in MLflow).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 COLUMNS = (
@@ -32,8 +35,50 @@ def compare_cli(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no pipeline runs in experiment {args.experiment!r} ({tracking.tracking_uri()})")
         return 0
-    print(format_table([row(r) for r in runs]))
+    rows = [row(r) for r in runs]
+    print(format_table(rows))
+    if getattr(args, "html", None):
+        from noisyflow.report.compare_page import CURVES, render
+
+        histories = train_histories(runs, [key for key, _ in CURVES])
+        out = Path(args.html)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render(runs, rows, histories), encoding="utf-8")
+        print(f"wrote {out}")
     return 0
+
+
+def train_histories(
+    runs: list[dict[str, Any]], keys: list[str]
+) -> list[dict[str, list[tuple[int, float]]]]:
+    """Per pipeline run: {key: [(epoch, value)]} logged by its newest `train` child run
+    (empty when the run has none, e.g. DVC found train up to date)."""
+    import mlflow
+
+    from noisyflow import tracking
+
+    client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri())
+    out = []
+    for run in runs:
+        exp_id = client.get_run(run["run_id"]).info.experiment_id
+        found = client.search_runs(
+            [exp_id],
+            filter_string=(
+                f"tags.mlflow.parentRunId = '{run['run_id']}' and tags.`{tracking.STAGE_TAG}` = "
+                "'train'"
+            ),
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        hist: dict[str, list[tuple[int, float]]] = {}
+        if found:
+            child = found[0].info.run_id
+            for key in keys:
+                points = client.get_metric_history(child, key)
+                if points:
+                    hist[key] = sorted((int(m.step), float(m.value)) for m in points)
+        out.append(hist)
+    return out
 
 
 def row(run: dict[str, Any]) -> dict[str, str]:

@@ -96,6 +96,7 @@ def publish_report(project_dir: str, group: str, experiment: str | None) -> dict
         parent=parent,
         flow_run_id=group,
         experiment=experiment,
+        report=report.find_report(root),
     )
     create_markdown_artifact(text, key=REPORT_KEY, description="noisyflow run report")
     return summary
