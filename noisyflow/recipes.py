@@ -27,7 +27,7 @@ from noisyflow.metrics import accuracy, confusion_matrix, detection_scores, per_
 from noisyflow.models import ModelConfig, Network, create_model, load_pretrained
 from noisyflow.train import steps
 from noisyflow.train.data import TrainData, channel_stats
-from noisyflow.train.engine import cosine_lr, ensemble_logits, infer, run_epochs, set_lr
+from noisyflow.train.engine import cosine_lr, infer, run_epochs, set_lr
 from noisyflow.train.runtime import Runtime
 from noisyflow.train.state import Checkpointer, Randomness, TrainState
 from noisyflow.types import Correction, Division, Prepared
