@@ -10,6 +10,17 @@ from __future__ import annotations
 import argparse
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (so `--last 0` is refused, exit 2, with the reason)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def register_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the pipeline as a Prefect flow (each DVC stage a task)")
     p.add_argument(
@@ -79,7 +90,9 @@ def register_sweep(sub: argparse._SubParsersAction) -> None:
 def register_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare pipeline runs recorded in MLflow (one row each)")
     p.add_argument("--experiment", default="noisyflow", help="MLflow experiment name")
-    p.add_argument("--last", type=int, default=10, metavar="N", help="newest N pipeline runs")
+    p.add_argument(
+        "--last", type=positive_int, default=10, metavar="N", help="newest N pipeline runs"
+    )
     p.add_argument(
         "--html",
         metavar="PATH",

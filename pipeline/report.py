@@ -12,6 +12,7 @@ import csv
 import json
 import re
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,9 @@ def find_report(root: Path) -> dict[str, Any] | None:
         head = fh.read(1 << 16)  # the meta tags are in <head>
     parser.feed(head[: head.find("<style>")] if "<style>" in head else head)
     meta = parser.found
-    out: dict[str, Any] = {"path": str(path), "uri": path.as_uri(), "created": meta.get("created")}
+    written = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(path.stat().st_mtime))
+    out: dict[str, Any] = {"path": str(path), "uri": path.as_uri(), "created": written}
+    out["data"] = meta.get("data")
     if meta.get("mlflow-run-id"):
         out.update(
             run_id=meta["mlflow-run-id"],

@@ -9,7 +9,6 @@ stage (under DVC they are the stage's dependencies, so they exist and match).
 from __future__ import annotations
 
 import csv
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,9 +240,19 @@ def write_report(
         per_class=_per_class(prepared, correction, inputs.per_class),
         mlflow=inputs.mlflow,
         files=inputs.files,
-        created=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        created=_subtitle(prepared),  # no clock time: identical runs give identical reports
         notes=inputs.notes,
         thresholds={"duplicate_factor": di.DUPLICATE_FACTOR, "outlier_z": di.OUTLIER_Z},
     )
     Path(out.report).write_text(render(data), encoding="utf-8")
     return ReportSummary(len(order), len(pairs), len(far), shown)
+
+
+def _subtitle(prepared: Prepared) -> str:
+    """The data set in one line (source, size, noise) for the report's header."""
+    meta = prepared.meta
+    source = (meta.get("source") or {}).get("type", "data")
+    noise = meta.get("noise") or {}
+    kind = noise.get("type", "none")
+    noisy = "no injected noise" if kind == "none" else f"{kind} noise {noise.get('rate')}"
+    return f"{source} · {len(prepared.train)} training images · {noisy}"

@@ -455,5 +455,5 @@ def render(d: ReportData) -> str:
             "noisyflow:mlflow-tracking-uri": d.mlflow.get("tracking_uri") or "",
             "noisyflow:mlflow-url": d.mlflow.get("url") or "",
         }
-    meta["noisyflow:created"] = d.created
+    meta["noisyflow:data"] = d.created
     return page("noisyflow run report", "".join(parts), meta=meta)

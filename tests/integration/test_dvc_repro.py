@@ -125,20 +125,3 @@ def test_editing_a_users_data_file_reruns_prepare(tmp_path):
     y[0] = 2  # one label corrected in place
     np.savez(root / "mine.npz", x=x, y=y, classes=np.array(["a", "b", "c"]))
     assert ran(dvc(root, "repro", "prepare", env=env).stdout) == ["sources", "prepare"]
-
-
-def test_forced_rerun_reproduces_every_output_byte_for_byte(project):
-    """Same params and seed on CPU: `dvc repro -f` rewrites every output with the same hash."""
-    root, env, _ = project
-
-    def hashes() -> dict:
-        lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
-        return {
-            (stage, o["path"]): o.get("md5")
-            for stage, entry in lock.items()
-            for o in entry.get("outs", [])
-        }
-
-    before = hashes()
-    dvc(root, "repro", "-f", env=env)
-    assert hashes() == before
