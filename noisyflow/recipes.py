@@ -27,7 +27,7 @@ from noisyflow.metrics import accuracy, confusion_matrix, detection_scores, per_
 from noisyflow.models import ModelConfig, Network, create_model, load_pretrained
 from noisyflow.train import steps
 from noisyflow.train.data import TrainData, channel_stats
-from noisyflow.train.engine import cosine_lr, infer, run_epochs, set_lr
+from noisyflow.train.engine import infer, lr_at, run_epochs, set_lr
 from noisyflow.train.runtime import Runtime
 from noisyflow.train.state import Checkpointer, Randomness, TrainState
 from noisyflow.types import Correction, Division, Prepared
@@ -218,10 +218,24 @@ def _new_state(
             trainable += list(extra.parameters())
         optimizers.append(
             runtime.optimizer(
-                trainable, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
+                trainable,
+                lr=optim.lr,
+                momentum=optim.momentum,
+                weight_decay=optim.weight_decay,
+                nesterov=optim.nesterov,
             )
         )
-    return TrainState(nets, optimizers, Randomness(seed, runtime.device), extras)
+    averages = [_averaged(net, optim.ema) for net in nets]
+    return TrainState(nets, optimizers, Randomness(seed, runtime.device), extras, averages=averages)
+
+
+def _averaged(net: Network, decay: float) -> nn.Module | None:
+    """An exponential moving average of the network's weights and BN statistics (or None)."""
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _mixer_module(method: Method, net: Network, runtime: Runtime) -> nn.Module | None:
@@ -276,9 +290,10 @@ def warmup(
     ctx = _context(params, method, state, data, config.num_classes, cfg)
     every = data.all_indices()
     watched = _watched(prepared, monitor, runtime)
+    tta = params.model.tta
 
     def epoch_fn(epoch: int) -> dict[str, float]:
-        set_lr(state.optimizers, cosine_lr(cfg.lr, epoch, cfg.epochs))
+        set_lr(state.optimizers, lr_at(cfg, epoch, cfg.epochs))
         out: dict[str, float] = {}
         for k in range(len(nets)):
             assigned = selector.training_labels(state.stats, data.labels, k)
@@ -292,7 +307,7 @@ def warmup(
                 where=f"warmup epoch {epoch}, network {k + 1}",
             )
             out.update({f"{key}_net{k + 1}": v for key, v in res.items()})
-        _record_accuracies(out, watched, nets, k_real)  # the real classes (AUM adds one)
+        _record_accuracies(out, watched, state.eval_nets(), k_real, tta)  # real classes only
         return out
 
     history = run_epochs(
@@ -303,6 +318,7 @@ def warmup(
         checkpointer=checkpointer,
         on_epoch_end=on_epoch_end,
     )
+    state.finalize()
     if config.num_classes != k_real:
         for net in nets:
             trim_head(net, k_real)
@@ -427,6 +443,7 @@ def train(
     selector, ssl = method.selector, params.method.ssl
     data = TrainData(prepared.x_train, prepared.labels, runtime)
     watched = _watched(prepared, monitor, runtime)
+    tta = params.model.tta
     truth = "test" in monitor
     state = _new_state(params, method, nets, runtime, cfg, params.seed + 100)
     state.division = first
@@ -442,7 +459,7 @@ def train(
         div = selector.at_epoch(state.division, epoch, cfg.epochs)
         mask = prepared.noise_mask if truth else None
         stats = division_metrics(div, mask, known)
-        set_lr(state.optimizers, cosine_lr(cfg.lr, epoch, cfg.epochs))
+        set_lr(state.optimizers, lr_at(cfg, epoch, cfg.epochs))
         where = f"train epoch {epoch}"
         if selector.per_batch:
             res = steps.coteaching_pass(
@@ -458,7 +475,7 @@ def train(
                 own = div.for_net(k)
                 res = _train_net(ctx, k, own, params, ssl, epoch, f"{where}, network {k + 1}")
                 stats.update({f"{key}_net{k + 1}": v for key, v in res.items()})
-        _record_accuracies(stats, watched, nets)
+        _record_accuracies(stats, watched, state.eval_nets(), tta=tta)
         return stats
 
     history = run_epochs(
@@ -469,6 +486,7 @@ def train(
         checkpointer=checkpointer,
         on_epoch_end=on_epoch_end,
     )
+    state.finalize()
     final = state.division
     if selector.redivide:
         inputs = selection_inputs(selector, nets, data, prepared.num_classes, epoch=cfg.epochs)
@@ -526,10 +544,10 @@ def _accuracy(nets: list[Network], test: TrainData, num_classes: int | None = No
 
 
 def _accuracies(
-    nets: list[Network], split: TrainData, num_classes: int | None = None
+    nets: list[Network], split: TrainData, num_classes: int | None = None, tta: str = "none"
 ) -> list[float]:
     """[ensemble accuracy, accuracy of each network] on `split` (first num_classes logits)."""
-    logits = [infer(net, split, runtime=split.runtime)[0] for net in nets]
+    logits = [infer(net, split, runtime=split.runtime, tta=tta)[0] for net in nets]
     if num_classes is not None:
         logits = [z[:, :num_classes] for z in logits]
     preds = [torch.stack(logits).sum(0).argmax(1), *(z.argmax(1) for z in logits)]
@@ -541,10 +559,11 @@ def _record_accuracies(
     watched: dict[str, TrainData],
     nets: list[Network],
     num_classes: int | None = None,
+    tta: str = "none",
 ) -> None:
     """<split>_accuracy of the ensemble and, with two networks, <split>_accuracy_net<k>."""
     for name, split in watched.items():
-        ensemble, *each = _accuracies(nets, split, num_classes)
+        ensemble, *each = _accuracies(nets, split, num_classes, tta)
         out[f"{name}_accuracy"] = ensemble
         if len(each) > 1:
             out.update({f"{name}_accuracy_net{k + 1}": v for k, v in enumerate(each)})
@@ -669,6 +688,7 @@ def _self_learning(
     history = run_epochs(
         state, total, epoch_fn, desc="correct", checkpointer=checkpointer, on_epoch_end=on_epoch_end
     )
+    state.finalize()
     return nets, history, saved
 
 
@@ -684,19 +704,24 @@ class Evaluation:
 
 
 def evaluate(
-    prepared: Prepared, nets: list[Network], correction: Correction | None, runtime: Runtime
+    prepared: Prepared,
+    nets: list[Network],
+    correction: Correction | None,
+    runtime: Runtime,
+    *,
+    tta: str = "none",
 ) -> Evaluation:
     """Test accuracy of the ensemble and each network; detection and correction scores on the
     training rows whose true label is known (none when nothing is known)."""
     test = TrainData(prepared.x_test, prepared.y_test, runtime)
-    logits = [infer(n, test, runtime=runtime)[0].cpu() for n in nets]
+    logits = [infer(n, test, runtime=runtime, tta=tta)[0].cpu() for n in nets]
     pred = torch.stack(logits).sum(0).argmax(1).numpy()
     metrics = {"test_accuracy": accuracy(pred, prepared.y_test)}
     for k, lg in enumerate(logits, start=1):
         metrics[f"test_accuracy_net{k}"] = accuracy(lg.argmax(1).numpy(), prepared.y_test)
     if prepared.val is not None and len(prepared.val):
         val = TrainData(prepared.val.x, prepared.val.labels, runtime)
-        metrics["val_accuracy"] = _accuracy(nets, val)  # against the val split's noisy labels
+        metrics["val_accuracy"] = _accuracies(nets, val, tta=tta)[0]  # the noisy val labels
     known = prepared.train.truth_known
     metrics["truth_known_fraction"] = 0.0 if known is None else float(known.mean())
     if correction is not None:
@@ -761,6 +786,10 @@ def run_pipeline(
     mark("train")
     c = correct(params, prepared, t.nets, t.division, runtime, on_epoch_end=hook("correct"))
     mark("correct")
-    ev = evaluate(prepared, c.nets, c.correction, runtime) if evaluate_test else None
+    ev = (
+        evaluate(prepared, c.nets, c.correction, runtime, tta=params.model.tta)
+        if evaluate_test
+        else None
+    )
     mark("evaluate")
     return PipelineResult(c.nets, t.division, c.correction, ev, t.history)

@@ -39,7 +39,7 @@ def _from_checkpoint(path: Path):
 
     payload = load_checkpoint(path)
     _, nets = recipes.load_nets(payload, Runtime.cpu(), origin=str(path))
-    model = ImageClassifier(nets).eval()
+    model = ImageClassifier(nets, tta=payload.get("tta", "none")).eval()
 
     def predict(images: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> None:
             "num_corrected": int((fix.corrected_label != prepared.labels).sum()),
         }
         history = result.history or [{"epoch": 0}]
-        final = recipes.nets_payload(config, result.nets, prepared, history=result.history)
+        final = recipes.nets_payload(
+            config, result.nets, prepared, history=result.history, tta=ctx.params.model.tta
+        )
         outs = (args.model, args.out, args.metrics, args.plot)
         with atomic_outputs(*outs) as (model, out, metrics_path, plot):
             save_checkpoint(model, final)

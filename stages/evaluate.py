@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             payload, ctx.runtime, origin=str(args.model), expect=ctx.params, prepared=prepared
         )
         issues = load_label_issues(args.issues, prepared)
-        result = recipes.evaluate(prepared, nets, issues, ctx.runtime)
+        result = recipes.evaluate(prepared, nets, issues, ctx.runtime, tta=ctx.params.model.tta)
         metrics_out = metrics_payload(result.metrics)
         n, notes = len(prepared.labels), []
         tree = flatten(to_dict(ctx.params.params))

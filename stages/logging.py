@@ -51,7 +51,7 @@ def log_model(ctx: StageContext, nets: list, prepared: Prepared, checkpoint: Pat
     example = torch.from_numpy(np.array(prepared.test.x[:4]))
     ctx.log(
         "log_model",
-        ImageClassifier(nets),
+        ImageClassifier(nets, tta=ctx.params.model.tta),
         example,
         checkpoint=checkpoint,
         registered_model=ctx.params.tracking.registered_model,

@@ -100,6 +100,7 @@ class ModelParams:
     arch: str = "cnn"  # cnn | preact_resnet18 | fastnet | timm/<name>
     width: int = param(16, ge=1, le=4096)  # channels of the first block
     weights: str | None = None  # a local state-dict file to start from (head replaced for K)
+    tta: str = param("none", choices=("none", "flip"))  # test-time augmentation of predictions
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,15 @@ class RuntimeParams:
 
 @dataclass(frozen=True)
 class OptimParams:
-    lr: float = param(0.05, gt=0.0, le=10.0)  # SGD with momentum; cosine decay to 1%
+    lr: float = param(0.05, gt=0.0, le=10.0)  # SGD learning rate at the phase's start
+    schedule: str = param("cosine", choices=("cosine", "step", "constant"))  # lr over epochs
+    step_at: float = param(0.5, gt=0.0, le=1.0)  # step: lr x0.1 after this fraction of epochs
     momentum: float = param(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
     weight_decay: float = param(5e-4, ge=0.0, lt=1.0)  # L2
     l1: float = param(0.0, ge=0.0)  # L1 weight penalty
     batch_size: int = param(64, ge=1)
+    ema: float = param(0.0, ge=0.0, lt=1.0)  # per-step EMA decay of the weights; 0 = off
 
 
 @dataclass(frozen=True)

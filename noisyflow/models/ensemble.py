@@ -27,12 +27,17 @@ class ImageClassifier(nn.Module):
 
     Images must already have the training size and channel count (`noisyflow predict` resizes
     files with the preprocessing stored in the checkpoint); normalisation is inside the networks.
+    tta="flip" averages the logits of each image and its mirror (`model.tta`).
     """
 
-    def __init__(self, nets: Sequence[nn.Module]) -> None:
+    def __init__(self, nets: Sequence[nn.Module], tta: str = "none") -> None:
         super().__init__()
         self.ensemble = Ensemble(nets)
+        self.flip = tta == "flip"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).float() / 255.0
-        return torch.softmax(self.ensemble(x), dim=1)
+        logits = self.ensemble(x)
+        if self.flip:
+            logits = (logits + self.ensemble(x.flip(-1))) / 2
+        return torch.softmax(logits, dim=1)

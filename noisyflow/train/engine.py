@@ -34,6 +34,16 @@ def cosine_lr(base_lr: float, epoch: int, total_epochs: int, floor: float = 0.01
     return base_lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def lr_at(cfg: object, epoch: int, epochs: int) -> float:
+    """The learning rate of `epoch` under cfg's schedule (cosine to 1%, a x0.1 step after the
+    `step_at` fraction of the epochs as in DivideMix, or constant)."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "step":
+        return cfg.lr * (0.1 if epoch >= round(cfg.step_at * epochs) else 1.0)
+    return cosine_lr(cfg.lr, epoch, epochs)
+
+
 def set_lr(optimizers: Iterable[torch.optim.Optimizer], lr: float) -> None:
     for opt in optimizers:
         for group in opt.param_groups:
@@ -67,8 +77,10 @@ def run_pass(
     train: Sequence[nn.Module],
     runtime: Runtime,
     where: str,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """One pass: per batch, loss = step(i, batch); backward; step every optimizer.
+    """One pass: per batch, loss = step(i, batch); backward; step every optimizer; after_step()
+    (weight averaging).
 
     `train` are put in train mode (other networks keep their mode, e.g. a peer in eval mode).
     Returns the mean of each statistic over the batches (one device->host read).
@@ -86,6 +98,8 @@ def run_pass(
         loss.backward()
         for opt in optimizers:
             opt.step()
+        if after_step is not None:
+            after_step()
         guard.observe(loss, i)
         for key, value in stats.items():
             value = value.detach().float()

@@ -58,6 +58,20 @@ class TrainState:
     division: Division | None = None
     stats: dict[str, torch.Tensor] = field(default_factory=dict)  # per-sample accumulators
     history: list[dict[str, float]] = field(default_factory=list)
+    averages: list[nn.Module | None] = field(default_factory=list)  # EMA of each network
+
+    def eval_nets(self) -> list[nn.Module]:
+        """The networks to evaluate: their weight averages when the phase keeps them."""
+        return [
+            a.module if a is not None else n
+            for n, a in zip(self.nets, self.averages or [None] * len(self.nets), strict=True)
+        ]
+
+    def finalize(self) -> None:
+        """End of the phase: the networks take their averaged weights (when averaged)."""
+        for net, avg in zip(self.nets, self.averages or [None] * len(self.nets), strict=True):
+            if avg is not None:
+                net.load_state_dict(avg.module.state_dict())
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +80,7 @@ class TrainState:
             "nets": [_cpu(n.state_dict()) for n in self.nets],
             "optimizers": [o.state_dict() for o in self.optimizers],
             "extras": [None if m is None else _cpu(m.state_dict()) for m in self.extras],
+            "averages": [None if m is None else _cpu(m.state_dict()) for m in self.averages],
             "random": self.random.state_dict(),
             "division": None if self.division is None else division_to_dict(self.division),
             "stats": {k: v.detach().cpu() for k, v in self.stats.items()},
@@ -78,6 +93,9 @@ class TrainState:
         for opt, sd in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(sd)
         for module, sd in zip(self.extras, state["extras"], strict=True):
+            if module is not None:
+                module.load_state_dict(sd)
+        for module, sd in zip(self.averages, state.get("averages", []), strict=False):
             if module is not None:
                 module.load_state_dict(sd)
         self.random.load_state_dict(state["random"])

@@ -61,8 +61,21 @@ class Context:
             loss = loss + self.l1 * L.l1_penalty(net)
         return loss
 
-    def optimizers_of(self, k: int) -> list[torch.optim.Optimizer]:
-        return [self.state.optimizers[k]]
+    def averager(self, *ks: int) -> Callable[[], None] | None:
+        """After each optimizer step: update the weight averages of networks `ks` (if kept)."""
+        pairs = [
+            (self.state.averages[k], self.state.nets[k])
+            for k in ks
+            if k < len(self.state.averages) and self.state.averages[k] is not None
+        ]
+        if not pairs:
+            return None
+
+        def update() -> None:
+            for avg, net in pairs:
+                avg.update_parameters(net)
+
+        return update
 
 
 # ------------------------------------------------------------------------------- supervised
@@ -100,7 +113,13 @@ def supervised_pass(
 
     batches = shuffled_batches(indices, ctx.batch_size, gen)
     return run_pass(
-        batches, step, _opts(ctx, k), train=_trainable(ctx, k), runtime=ctx.runtime, where=where
+        batches,
+        step,
+        _opts(ctx, k),
+        train=_trainable(ctx, k),
+        runtime=ctx.runtime,
+        where=where,
+        after_step=ctx.averager(k),
     )
 
 
@@ -140,6 +159,7 @@ def coteaching_pass(
         train=[net_a, net_b, *(m for m in ctx.state.extras if m is not None)],
         runtime=ctx.runtime,
         where=where,
+        after_step=ctx.averager(0, 1),
     )
 
 
@@ -206,7 +226,13 @@ def mixmatch_pass(
         return loss, {"loss": loss, "loss_x": loss_x, "loss_u": loss_u}
 
     return run_pass(
-        lab_batches, step, _opts(ctx, k), train=_trainable(ctx, k), runtime=ctx.runtime, where=where
+        lab_batches,
+        step,
+        _opts(ctx, k),
+        train=_trainable(ctx, k),
+        runtime=ctx.runtime,
+        where=where,
+        after_step=ctx.averager(k),
     )
 
 
@@ -255,7 +281,13 @@ def fixmatch_pass(
         return loss, {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "mask": mask.float().mean()}
 
     return run_pass(
-        lab_batches, step, _opts(ctx, k), train=_trainable(ctx, k), runtime=ctx.runtime, where=where
+        lab_batches,
+        step,
+        _opts(ctx, k),
+        train=_trainable(ctx, k),
+        runtime=ctx.runtime,
+        where=where,
+        after_step=ctx.averager(k),
     )
 
 

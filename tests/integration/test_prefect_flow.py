@@ -225,7 +225,10 @@ def test_sweep_runs_one_experiment_per_set_and_publishes_the_table(workspace: di
     table = json.loads(artifact(flow_run_id(state), f"{SWEEP_KEY}-table").data)
     assert [row["name"] for row in table] == ["base", "pw03"]
     assert table[1]["overrides"] == "correction.prototype.prototype_weight=0.3"
-    assert "| pw03 | correction.prototype.prototype_weight=0.3 |" in artifact(flow_run_id(state), SWEEP_KEY).data
+    assert (
+        "| pw03 | correction.prototype.prototype_weight=0.3 |"
+        in artifact(flow_run_id(state), SWEEP_KEY).data
+    )
 
 
 def free_port() -> int:
