@@ -250,6 +250,8 @@ def register_search(sub: argparse._SubParsersAction) -> None:
 
         return search_cli(args)
 
+    p.set_defaults(handler=handler)
+
 
 def register_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -281,6 +283,31 @@ def register_report(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handler)
 
 
+def register_preset(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("preset", help="show or apply a params preset (params/<name>.yaml)")
+    p.add_argument("name", help="fast | reference")
+    p.add_argument("--apply", action="store_true", help="write it into params.yaml")
+    p.add_argument("--params", default="params.yaml", help="the params file to apply it to")
+
+    def handler(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from noisyflow.config import load_params
+        from noisyflow.config.presets import preset_overrides, with_preset
+        from pipeline.workspace import apply_overrides
+
+        overrides = preset_overrides(args.name)
+        with_preset(load_params(args.params), args.name)  # validate before writing anything
+        if not args.apply:
+            print("\n".join(f"{k}={v}" for k, v in overrides.items()))
+            return 0
+        apply_overrides(Path(args.params).resolve().parent, overrides)
+        print(f"preset {args.name}: {len(overrides)} keys written to {args.params}")
+        return 0
+
+    p.set_defaults(handler=handler)
+
+
 REGISTRARS = [
     register_run,
     register_serve,
@@ -290,4 +317,5 @@ REGISTRARS = [
     register_export,
     register_search,
     register_report,
+    register_preset,
 ]

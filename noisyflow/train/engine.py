@@ -15,12 +15,30 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from noisyflow.errors import TrainingError
 from noisyflow.train.data import TrainData
 from noisyflow.train.runtime import Runtime
 from noisyflow.train.state import Checkpointer, TrainState
+
+try:  # a progress bar when tqdm is installed (a bare GPU machine may not have it)
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover - exercised on machines without tqdm
+
+    def tqdm(iterable, **_):  # type: ignore[no-redef]
+        return _Quiet(iterable)
+
+
+class _Quiet:
+    def __init__(self, iterable: Iterable) -> None:
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def set_postfix(self, *_: Any, **__: Any) -> None:
+        pass
+
 
 Stats = dict[str, torch.Tensor]
 StepFn = Callable[[int, Any], tuple[torch.Tensor, Stats]]

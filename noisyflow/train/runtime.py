@@ -116,9 +116,12 @@ class Runtime:
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
         else:
-            import psutil
+            try:
+                import psutil
 
-            free = psutil.virtual_memory().available
+                free = psutil.virtual_memory().available
+            except ImportError:  # a bare machine: the page size x available pages
+                free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         return nbytes < 0.25 * free
 
     def optimizer(

@@ -80,6 +80,11 @@ INPUT_FILES = {
     "train_model": "model.pt",
     "division": "division.npz",
     "issues": "label_issues.csv",
+    "warmup_division": "division.npz",
+    "train_division": "division.npz",
+    "warmup_history": "no-history.csv",  # the report notes a missing history, it does not fail
+    "train_history": "no-history.csv",
+    "correct_history": "no-history.csv",
 }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -182,7 +181,9 @@ def test_warmup_writes_two_seeded_networks_and_their_history(work):
     p = prepared_data(work)
     payload, config, nets = nets_of(work, "models/warmup.pt")
     mean, std = channel_stats(p.x_train)
-    assert payload["model_config"] == asdict(ModelConfig("cnn", 1, K, 8, tuple(mean), tuple(std)))
+    assert ModelConfig(**payload["model_config"]) == ModelConfig(
+        "cnn", 1, K, 8, tuple(mean), tuple(std)
+    )
     assert config.num_classes == K and len(payload["nets"]) == 2
     assert payload["classes"] == list(p.classes)
     a, b = payload["nets"]
