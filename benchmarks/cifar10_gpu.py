@@ -85,17 +85,25 @@ def build(args: argparse.Namespace, preset: str, over: dict[str, Any]) -> Any:
     return with_overrides(params, over)
 
 
-def run(name: str, params: Any, cache: Path, *, epochs_only: bool = False) -> dict[str, Any]:
+def run(
+    name: str, params: Any, cache: Path, *, epochs_only: bool = False, test_limit: int = 0
+) -> dict[str, Any]:
+    import numpy as np
     import torch
 
     from noisyflow import recipes
     from noisyflow.data.prepare import prepare_dataset
     from noisyflow.train.runtime import Runtime
+    from noisyflow.types import Split
 
     runtime = Runtime.from_params(params.runtime)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         prepared = prepare_dataset(params.data, Path(tmp) / "prepared", cache_dir=cache)
+        if test_limit:  # --smoke: score on an evenly spaced part of the test set (the pack's
+            t = prepared.test  # test images are grouped by class)
+            rows = np.linspace(0, len(t) - 1, test_limit).astype(int)
+            prepared.test = Split(np.array(t.x[rows]), t.labels[rows], t.index[rows])
         t_prep = time.perf_counter() - t0
         if runtime.device.type == "cuda":
             torch.cuda.synchronize()
@@ -183,20 +191,24 @@ def main() -> None:
     cache = Path(tempfile.gettempdir()) / "noisyflow-cache"
     rows: list[dict[str, Any]] = []
 
+    limit = 1000 if args.smoke else 0
+
     def record(row: dict[str, Any]) -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
     if not args.skip_ce:
-        record(run("ce clean", build(args, "fast", {**CE, "data.noise.type": "none"}), cache))
-        record(run("ce sym-50", build(args, "fast", {**CE, **SETTINGS["sym-50"]}), cache))
+        clean = build(args, "fast", {**CE, "data.noise.type": "none"})
+        record(run("ce clean", clean, cache, test_limit=limit))
+        noisy = build(args, "fast", {**CE, **SETTINGS["sym-50"]})
+        record(run("ce sym-50", noisy, cache, test_limit=limit))
     for setting in ["labels"] if args.labels else args.settings:
         over = {} if args.labels else SETTINGS[setting]
-        record(run(f"fast {setting}", build(args, "fast", over), cache))
+        record(run(f"fast {setting}", build(args, "fast", over), cache, test_limit=limit))
     ref = build(args, "reference", SETTINGS["sym-50"])
     n = args.reference_epochs
     ref = replace(ref, warmup=replace(ref.warmup, epochs=n), train=replace(ref.train, epochs=n))
-    record(run(f"reference ({n}+{n} epochs)", ref, cache, epochs_only=True))
+    record(run(f"reference ({n}+{n} epochs)", ref, cache, epochs_only=True, test_limit=limit))
     print()
     print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)

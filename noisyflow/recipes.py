@@ -61,7 +61,7 @@ def build_nets(params: Params, prepared: Prepared, config: ModelConfig, runtime:
             load_pretrained(net, params.model.weights)
         if hasattr(net.backbone, "init_whitening"):
             if sample is None:
-                sample = torch.from_numpy(np.asarray(prepared.x_train[:5000])).permute(0, 3, 1, 2)
+                sample = torch.from_numpy(np.array(prepared.x_train[:5000])).permute(0, 3, 1, 2)
                 sample = (sample.float() / 255 - net.mean) / net.std
             net.backbone.init_whitening(sample)
         nets.append(runtime.place(net))
