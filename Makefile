@@ -26,7 +26,7 @@ run: install
 	  echo "MLflow:   mlflow.db  ->  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 test: install
-	source $(BIN)/activate && python -m pytest -q
+	source $(BIN)/activate && python -m pytest -q -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -57,9 +57,9 @@ def build_nets(params: Params, prepared: Prepared, config: ModelConfig, runtime:
     for k in range(params.method.networks):
         torch.manual_seed(params.seed + k)
         net = create_model(config)
-        if params.model.weights:
-            load_pretrained(net, params.model.weights)
-        if hasattr(net.backbone, "init_whitening"):
+        missing = load_pretrained(net, params.model.weights) if params.model.weights else None
+        whiten = hasattr(net.backbone, "init_whitening")
+        if whiten and (missing is None or "whiten.weight" in missing):  # keep loaded filters
             if sample is None:
                 sample = torch.from_numpy(np.array(prepared.x_train[:5000])).permute(0, 3, 1, 2)
                 sample = (sample.float() / 255 - net.mean) / net.std

@@ -178,6 +178,8 @@ def test_model_is_registered_promoted_and_predicts_like_the_checkpoint(
 ):
     project, client, _, children = pipeline
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)  # models:/ URIs resolve against it
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    mlflow.set_tracking_uri(server)  # an in-process stage test may have set another store
     candidate = client.get_model_version_by_alias(MODEL, "candidate")
     assert candidate.run_id == children["correct"].info.run_id  # the final model
     champion = client.get_model_version_by_alias(MODEL, "champion")
