@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install run test lint format bench clean browser
+.PHONY: install run test lint format bench clean browser mutation
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,15 @@ test: install
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# Mutation testing of the algorithm modules ([tool.mutmut] in pyproject.toml); not in CI (slow).
+mutation: install
+	$(BIN)/python -m pip install --quiet -e ".[mutation]"
+	source $(BIN)/activate && { mutmut run --max-children 2 || true; } && mutmut export-cicd-stats && \
+	  python -c "import json; s = json.load(open('mutants/mutmut-cicd-stats.json')); \
+	  t = s['killed'] + s['survived'] + s['timeout']; \
+	  print(f\"mutation score {100 * (s['killed'] + s['timeout']) / t:.1f}% ({s})\")" && \
+	  mutmut results > mutants/survivors.txt; echo "survivors: mutants/survivors.txt (mutmut show NAME)"
 
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

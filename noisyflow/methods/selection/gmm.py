@@ -37,15 +37,15 @@ def normalize_minmax(values: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def fit_clean_probability(
-    losses: np.ndarray | torch.Tensor, p: GMMParams, seed: int = 0
+    losses: np.ndarray | torch.Tensor, p: GMMParams
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """GMM on min-max normalised losses -> (P(low-loss component | loss) (N,), the fit).
 
     The fit holds weights, means and variances (in normalised units), the normalisation bounds
     and which component is the clean one, so a figure can draw the very mixture that split.
     Fitted by EM in torch on the losses' device (`gmm1d.fit_gmm1d`, scikit-learn's semantics
-    with a deterministic 2-means initialisation), so the split is reproducible without a seed;
-    `seed` is kept for the callers' signature and unused. A torch tensor is fitted where it
+    with a deterministic 2-means initialisation), so the split is reproducible without a seed.
+    A torch tensor is fitted where it
     lies (a GPU epoch's losses stay on the GPU); a NumPy array on the CPU.
     Constant losses carry no evidence of noise: every sample gets clean probability 1.
     """
@@ -79,7 +79,7 @@ class GMMSelection(Selector):
         assert inputs.losses is not None
         probs, fits = [], []
         for k in range(num_nets):
-            prob, fit = fit_clean_probability(inputs.losses[k], self.params, self.seed + k)
+            prob, fit = fit_clean_probability(inputs.losses[k], self.params)
             probs.append(prob)
             fits.append(fit)
         clean_prob = np.stack(probs)

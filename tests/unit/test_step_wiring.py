@@ -1,0 +1,335 @@
+"""More of the training steps' wiring, written against the mutants `make mutation` left alive:
+network 1's view of MixMatch, the peer left in eval mode, the ramp inside an epoch, every pass
+drawing only from the stage's generators, the weight averages updated after each step, the
+pass's name in the NaN error, co-teaching's gradients, FixMatch's all-labelled branch and its
+strong-augmentation settings. Values on tiny deterministic inputs, as in test_wiring.py."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.testing import assert_close
+
+from noisyflow.errors import TrainingError
+from noisyflow.methods import losses as L
+from noisyflow.methods.selection.coteaching import coteaching_losses
+from noisyflow.methods.ssl import FixMatchParams, MixMatchParams
+from noisyflow.methods.ssl import mixmatch as mm
+from noisyflow.methods.ssl.fixmatch import fixmatch_unlabelled_loss
+from noisyflow.train import steps
+from noisyflow.train.data import weak_augment
+from noisyflow.types import Division
+from tests.unit.test_wiring import LABELS, ConstNet, K, PixelNet, context, peer_view
+
+W_A = [[0.02, -0.01, 0.0, 0.01], [0.0, 0.01, -0.02, 0.0]]
+W_B = [[-0.01, 0.0, 0.02, 0.0], [0.01, 0.0, 0.0, -0.01]]
+
+
+def trained_context(batch_size: int = 2, lr: float = 0.1, *, ema: bool = False):
+    """Two PixelNets with SGD at `lr`, shift 1 and flips on (so augmentation draws too)."""
+    ctx = context([PixelNet(W_A), PixelNet(W_B)], batch_size=batch_size)
+    ctx.state.optimizers = [torch.optim.SGD(n.parameters(), lr=lr) for n in ctx.state.nets]
+    ctx.shift, ctx.hflip = 1, True
+    if ema:
+        ctx.state.averages = [
+            AveragedModel(n, multi_avg_fn=get_ema_multi_avg_fn(0.5)) for n in ctx.state.nets
+        ]
+    return ctx
+
+
+def half_labelled() -> Division:
+    prob = np.array([[0.9, 0.2, 0.8, 0.1]])
+    return Division(prob, prob > 0.5, np.array([[1.0, 0.5, 0.25, 1.0]]), prob, ({},))
+
+
+def run(kind: str, ctx: steps.Context, where: str = "test") -> dict[str, float]:
+    if kind == "supervised":
+        idx = ctx.data.all_indices()
+        return steps.supervised_pass(ctx, 0, idx, targets=steps.soft_targets(ctx), where=where)
+    if kind == "coteaching":
+        return steps.coteaching_pass(
+            ctx, ctx.data.all_indices(), keep_fraction=0.5, select=coteaching_losses, where=where
+        )
+    if kind == "mixmatch":
+        return steps.mixmatch_pass(ctx, 0, half_labelled(), MixMatchParams(), epoch=2, where=where)
+    p = FixMatchParams(threshold=0.0, mu=1)
+    from noisyflow.methods.ssl.fixmatch import strong_augment
+
+    return steps.fixmatch_pass(
+        ctx,
+        0,
+        half_labelled(),
+        p,
+        strong=strong_augment,
+        unlabelled_loss=fixmatch_unlabelled_loss,
+        where=where,
+    )
+
+
+KINDS = ["supervised", "coteaching", "mixmatch", "fixmatch"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_pass_draws_only_from_the_stages_generators(kind):
+    """Same stage seed, different global torch seeds: the same batches, augmentations, mixing
+    and so the same weights (a pass that drew from the global generator would differ)."""
+    weights = []
+    for global_seed in (1, 2):
+        ctx = trained_context()
+        torch.manual_seed(global_seed)
+        stats = run(kind, ctx)
+        weights.append(([n.head.weight.detach().clone() for n in ctx.state.nets], stats))
+    for a, b in zip(weights[0][0], weights[1][0], strict=True):
+        assert_close(a, b, rtol=0, atol=0)
+    assert weights[0][1] == weights[1][1]
+    moved = weights[0][0][0] - torch.tensor(W_A)
+    assert moved.abs().sum() > 0  # the pass did train
+
+
+def test_augment_is_the_shift_and_flip_of_the_stage_generator():
+    ctx = trained_context()
+    x = ctx.data.batch(ctx.data.all_indices())
+    expected = weak_augment(x, shift=1, hflip=True, generator=torch.Generator().manual_seed(0))
+    assert_close(ctx.augment(x), expected)
+    no_flip = weak_augment(x, shift=1, hflip=False, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(expected, no_flip)  # seed 0 flips at least one image
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_weight_averages_follow_every_trained_network_after_each_step(kind):
+    """A single batch: the average's first update copies the network (AveragedModel), so after
+    the pass each trained network's average equals it; an untouched average would not."""
+    ctx = trained_context(batch_size=4, ema=True)
+    run(kind, ctx)
+    trained = [0, 1] if kind == "coteaching" else [0]
+    for k, (net, avg) in enumerate(zip(ctx.state.nets, ctx.state.averages, strict=True)):
+        if k in trained:
+            assert int(avg.n_averaged) == 1
+            assert_close(avg.module.head.weight, net.head.weight)
+        else:
+            assert int(avg.n_averaged) == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_non_finite_loss_names_the_pass(kind):
+    ctx = trained_context(batch_size=4)
+    for net in ctx.state.nets:
+        with torch.no_grad():
+            net.head.weight.fill_(float("nan"))
+    with pytest.raises(TrainingError, match=r"^warmup epoch 3, batch 0: the loss is NaN"):
+        run(kind, ctx, where="warmup epoch 3")
+
+
+def test_mixmatch_for_network_1_refines_with_itself_and_co_guesses_with_network_0(monkeypatch):
+    a, b = [2.0, -1.0], [-0.5, 1.5]
+    ctx = context([ConstNet(a), ConstNet(b)])
+    calls = {}
+    real_refine, real_guess = mm.co_refine, mm.co_guess
+    monkeypatch.setattr(mm, "co_refine", _recording(calls, "px", real_refine))
+    monkeypatch.setattr(mm, "co_guess", _recording(calls, "g", real_guess))
+    ctx.state.nets[0].train()
+    steps.mixmatch_pass(ctx, 1, peer_view(), MixMatchParams(), epoch=0, where="test")
+    pa, pb = F.softmax(torch.tensor(a), 0), F.softmax(torch.tensor(b), 0)
+    assert_close(calls["px"], pb.expand(2, K))  # network 1 refines with its own prediction
+    for g, expect in zip(calls["g"], (pb, pb, pa, pa), strict=True):  # own views, then peer's
+        assert_close(g, expect.expand(2, K))
+    assert not ctx.state.nets[0].training  # the peer guesses in eval mode (BN statistics kept)
+    assert ctx.state.nets[1].training
+
+
+def _recording(calls: dict, key: str, real):
+    def wrapper(first, *rest):
+        calls[key] = first
+        return real(first, *rest)
+
+    return wrapper
+
+
+def test_mixmatch_ramp_advances_within_the_epoch(monkeypatch):
+    """Batch i of n in epoch t ramps lambda_u at t + i / n (DivideMix's linear_rampup)."""
+    ctx = context([ConstNet([1.0, 0.0]), ConstNet([0.0, 1.0])], batch_size=1)
+    seen = []
+    real = mm.linear_rampup
+    monkeypatch.setattr(mm, "linear_rampup", lambda t, n: seen.append((t, n)) or real(t, n))
+    p = MixMatchParams(rampup_epochs=16)
+    steps.mixmatch_pass(ctx, 0, peer_view(), p, epoch=8, where="test")
+    assert seen == [(8.0, 16), (8.5, 16)]
+
+
+def test_mixmatch_and_fixmatch_add_the_l1_regulariser():
+    for kind in ("mixmatch", "fixmatch"):
+        plain, regular = (
+            trained_context(lr=0.0, batch_size=4),
+            trained_context(lr=0.0, batch_size=4),
+        )
+        regular.l1 = 0.1
+        base, with_l1 = run(kind, plain)["loss"], run(kind, regular)["loss"]
+        l1 = 0.1 * torch.tensor(W_A).abs().sum().item()
+        assert with_l1 == pytest.approx(base + l1, rel=1e-5), kind
+
+
+def test_coteaching_steps_each_network_down_its_own_loss_with_regularisers():
+    """One batch, SGD lr 0.1: each network moves by -lr x the gradient of its own (peer-selected,
+    regularised) loss; the pass reports both losses and the kept fraction."""
+    ctx = trained_context(batch_size=4)
+    ctx.hflip, ctx.shift = False, 0
+    ctx.penalty, ctx.l1 = 0.5, 0.01
+    na0, nb0 = copy.deepcopy(ctx.state.nets[0]), copy.deepcopy(ctx.state.nets[1])
+    stats = run("coteaching", ctx)
+    x = ctx.data.batch(torch.arange(4))
+    t = F.one_hot(torch.tensor(LABELS), K).float()
+    with torch.no_grad():
+        la, lb = L.ce(na0(x), t), L.ce(nb0(x), t)
+    expected = {}
+    for name, net, logits_of, kept in (
+        ("net1", na0, lambda: na0(x), torch.argsort(lb)[:2]),  # a learns from b's small losses
+        ("net2", nb0, lambda: nb0(x), torch.argsort(la)[:2]),
+    ):
+        logits = logits_of()
+        loss = L.ce(logits[kept], t[kept]).mean()
+        loss = loss + 0.5 * L.neg_entropy(logits) + 0.01 * L.l1_penalty(net)
+        loss.backward()
+        expected[name] = (float(loss.detach()), net.head.weight - 0.1 * net.head.weight.grad)
+    assert stats["loss_net1"] == pytest.approx(expected["net1"][0], rel=1e-5)
+    assert stats["loss_net2"] == pytest.approx(expected["net2"][0], rel=1e-5)
+    assert stats["kept_frac"] == 0.5
+    assert_close(ctx.state.nets[0].head.weight, expected["net1"][1])
+    assert_close(ctx.state.nets[1].head.weight, expected["net2"][1])
+
+
+def test_supervised_pass_records_each_batchs_plain_logits_and_defaults_to_unit_weights():
+    ctx = trained_context(batch_size=2, lr=0.0)
+    ctx.hflip, ctx.shift = False, 0
+    seen = []
+    stats = steps.supervised_pass(
+        ctx,
+        1,
+        ctx.data.all_indices(),
+        targets=steps.soft_targets(ctx),
+        record=lambda k, idx, logits: seen.append((k, idx.clone(), logits)),
+        where="test",
+    )
+    net = ctx.state.nets[1]
+    assert [k for k, _, _ in seen] == [1, 1]
+    assert sorted(torch.cat([idx for _, idx, _ in seen]).tolist()) == [0, 1, 2, 3]
+    losses = []
+    for _, idx, logits in seen:
+        x = ctx.data.batch(idx)
+        assert_close(logits, net(x).detach())
+        losses.append(L.ce(net(x), F.one_hot(torch.tensor(LABELS)[idx], K).float()).mean().detach())
+    assert stats["loss"] == pytest.approx(float(sum(losses) / 2), rel=1e-5)
+
+
+def test_soft_targets_take_the_labels_given():
+    ctx = context([ConstNet([0.0, 0.0])])
+    pseudo = torch.tensor([1, 0, 1, 1])
+    assert_close(steps.soft_targets(ctx, pseudo)(torch.tensor([0, 1])), torch.eye(2)[[1, 0]])
+    assert_close(steps.soft_targets(ctx)(torch.tensor([0, 1])), torch.eye(2)[[0, 1]])
+
+
+def test_fixmatch_without_unlabelled_samples_is_weighted_supervised_training():
+    ctx = trained_context(batch_size=4, lr=0.0)
+    ctx.hflip, ctx.shift = False, 0
+    ctx.penalty = 0.5
+    prob = np.ones((1, 4))
+    weight = np.array([[1.0, 0.5, 0.25, 2.0]])
+    division = Division(prob, prob > 0.5, weight, prob, ({},))
+    calls = []
+    stats = steps.fixmatch_pass(
+        ctx,
+        0,
+        division,
+        FixMatchParams(),
+        strong=lambda *a, **kw: calls.append("strong"),
+        unlabelled_loss=lambda *a: calls.append("u"),
+        where="test",
+    )
+    assert calls == []
+    net, x = ctx.state.nets[0], ctx.data.batch(torch.arange(4))
+    t = F.one_hot(torch.tensor(LABELS), K).float()
+    expected = (torch.tensor(weight[0]).float() * L.ce(net(x), t)).mean()
+    assert stats["loss"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_fixmatch_passes_its_strong_augmentation_settings_and_reports_its_terms():
+    ctx = trained_context(batch_size=2, lr=0.0)
+    p = FixMatchParams(threshold=0.0, mu=1, strong_ops=3, strong_magnitude=0.7, lambda_u=2.0)
+    seen = {}
+
+    def strong(x, *, ops, magnitude, generator):
+        seen["args"] = (ops, magnitude, generator)
+        return x
+
+    stats = steps.fixmatch_pass(
+        ctx,
+        0,
+        half_labelled(),
+        p,
+        strong=strong,
+        unlabelled_loss=lambda w, s, thr: (torch.tensor(0.5), torch.tensor([1.0, 0.0])),
+        where="test",
+    )
+    assert seen["args"] == (3, 0.7, ctx.state.random.gen)
+    assert stats["loss_u"] == 0.5 and stats["mask"] == 0.5
+    assert stats["loss"] == pytest.approx(stats["loss_x"] + 2.0 * 0.5, rel=1e-6)
+
+
+# ------------------------------------------------------------------------- selection values
+
+
+def test_no_selection_labels_every_sample_with_weight_one_and_keeps_the_losses():
+    from noisyflow.methods.selection.base import NoSelection, SelectionInputs
+
+    labels = np.array([0, 1, 1, 0, 1])
+    losses = np.arange(10.0).reshape(2, 5)
+    div = NoSelection(None, seed=0).divide(SelectionInputs(labels, K, losses=losses), 2)
+    assert div.clean_prob.shape == (2, 5) and (div.clean_prob == 1).all()
+    assert div.labelled.dtype == bool and div.labelled.all()
+    assert (div.weight == 1).all() and div.weight.shape == (2, 5)
+    assert div.loss is losses and div.fits == ({}, {})
+    empty = NoSelection(None, seed=0).divide(SelectionInputs(labels, K), 1)
+    assert empty.loss.shape == (1, 5) and np.isnan(empty.loss).all() and empty.fits == ({},)
+
+
+def test_gmm_division_fits_each_network_and_labels_strictly_above_the_threshold(monkeypatch):
+    from noisyflow.methods.selection import gmm
+
+    losses = np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
+    answers = {0.1: np.array([0.9, 0.5, 0.1]), 0.4: np.array([0.2, 0.5001, 1.0])}
+    seen = []
+
+    def fake_fit(x, p):
+        seen.append((x.copy(), p))
+        return answers[float(x[0])], {"net": len(seen)}
+
+    monkeypatch.setattr(gmm, "fit_clean_probability", fake_fit)
+    p = gmm.GMMParams(p_threshold=0.5)
+    div = gmm.GMMSelection(p, seed=0).divide(gmm.SelectionInputs(np.zeros(3), K, losses), 2)
+    assert [s[0].tolist() for s in seen] == losses.tolist() and all(s[1] is p for s in seen)
+    assert div.labelled.tolist() == [[True, False, False], [False, True, True]]  # 0.5 is not > 0.5
+    assert_close(torch.as_tensor(div.clean_prob), torch.as_tensor(np.stack(list(answers.values()))))
+    assert (div.weight == 1).all() and div.weight.shape == (2, 3)
+    assert div.fits == ({"net": 1}, {"net": 2})
+    assert np.array_equal(div.loss, losses) and div.loss is not losses
+
+
+def test_gmm_fit_sees_min_max_normalised_losses_and_every_em_setting(monkeypatch):
+    from noisyflow.methods.selection import gmm
+
+    seen = {}
+    real = gmm.fit_gmm1d
+
+    def spy(x, **kw):
+        seen.update(x=x.clone(), **kw)
+        return real(x, **kw)
+
+    monkeypatch.setattr(gmm, "fit_gmm1d", spy)
+    losses = np.array([3.0, 5.0, 4.0, 9.0, 3.5, 8.0])
+    gmm.fit_clean_probability(losses, gmm.GMMParams(max_iter=7, tol=0.003, reg_covar=0.02))
+    assert_close(seen["x"], torch.tensor((losses - 3.0) / 6.0, dtype=seen["x"].dtype))
+    assert (seen["max_iter"], seen["tol"], seen["reg_covar"]) == (7, 0.003, 0.02)
