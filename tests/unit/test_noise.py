@@ -171,3 +171,41 @@ def test_instance_noise_needs_images():
 def test_transition_matrix_rows_sum_to_one():
     noisy = inject_symmetric(LABELS, 10, 0.3, seed=0)
     assert np.allclose(transition_matrix(LABELS, noisy, 10).sum(1), 1.0)
+
+
+def _reference_idn(labels, K, rate, *, seed, std, images):
+    """Xia et al.'s generator restated one sample at a time (same order of random draws)."""
+    rng = np.random.default_rng(seed)
+    flip = rng.normal(rate, std, len(labels))
+    while ((flip < 0) | (flip > 1)).any():
+        bad = (flip < 0) | (flip > 1)
+        flip[bad] = rng.normal(rate, std, int(bad.sum()))
+    D = int(np.prod(images.shape[1:]))
+    W = rng.standard_normal((K, D, K))
+    draws = rng.random(len(labels))
+    C = images.shape[-1] if images.ndim == 4 else 1
+    x = images.astype(np.float64).reshape(len(labels), -1, C) / 255.0
+    mean, sd = x.mean((0, 1)), x.std((0, 1))
+    x = ((x - mean) / np.where(sd == 0, 1.0, sd)).reshape(len(labels), D)
+    out = []
+    for xi, y, q, u in zip(x, labels, flip, draws, strict=True):
+        s = xi @ W[y]
+        s[y] = -np.inf
+        p = np.exp(s - s.max())
+        p = q * p / p.sum()
+        p[y] = 1 - q
+        out.append(int(np.searchsorted(np.cumsum(p), u, side="right")))
+    return np.minimum(np.array(out), K - 1)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 3), (7, 4)])
+def test_instance_noise_is_xias_generator_sample_by_sample(shape):
+    rng = np.random.default_rng(11)
+    images = rng.integers(0, 256, (400, *shape)).astype(np.uint8)
+    if images.ndim == 4:
+        images[..., 2] = 7  # a constant channel: its standard deviation is replaced by 1
+    labels = rng.integers(0, 4, 400)
+    got = inject_instance(labels, 4, 0.45, seed=2, std=0.2, images=images, chunk_bytes=8 * 500)
+    want = _reference_idn(labels, 4, 0.45, seed=2, std=0.2, images=images)
+    assert np.array_equal(got, want)
+    assert 0.3 < (got != labels).mean() < 0.6
