@@ -116,7 +116,7 @@ def inject_instance(
     count = n * D // channels
     mean = total / count
     sd = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-    sd[sd == 0] = 1.0
+    sd[sd < 1e-6] = 1.0  # a constant channel: rounding noise must not be amplified
 
     noisy = labels.copy()
     for start in range(0, n, step):

@@ -186,7 +186,7 @@ def _reference_idn(labels, K, rate, *, seed, std, images):
     C = images.shape[-1] if images.ndim == 4 else 1
     x = images.astype(np.float64).reshape(len(labels), -1, C) / 255.0
     mean, sd = x.mean((0, 1)), x.std((0, 1))
-    x = ((x - mean) / np.where(sd == 0, 1.0, sd)).reshape(len(labels), D)
+    x = ((x - mean) / np.where(sd < 1e-6, 1.0, sd)).reshape(len(labels), D)
     out = []
     for xi, y, q, u in zip(x, labels, flip, draws, strict=True):
         s = xi @ W[y]
@@ -203,7 +203,7 @@ def test_instance_noise_is_xias_generator_sample_by_sample(shape):
     rng = np.random.default_rng(11)
     images = rng.integers(0, 256, (400, *shape)).astype(np.uint8)
     if images.ndim == 4:
-        images[..., 2] = 7  # a constant channel: its standard deviation is replaced by 1
+        images[..., 2] = 7  # a constant channel: its (rounding-noise) std is replaced by 1
     labels = rng.integers(0, 4, 400)
     got = inject_instance(labels, 4, 0.45, seed=2, std=0.2, images=images, chunk_bytes=8 * 500)
     want = _reference_idn(labels, 4, 0.45, seed=2, std=0.2, images=images)
