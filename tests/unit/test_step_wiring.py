@@ -333,3 +333,48 @@ def test_gmm_fit_sees_min_max_normalised_losses_and_every_em_setting(monkeypatch
     gmm.fit_clean_probability(losses, gmm.GMMParams(max_iter=7, tol=0.003, reg_covar=0.02))
     assert_close(seen["x"], torch.tensor((losses - 3.0) / 6.0, dtype=seen["x"].dtype))
     assert (seen["max_iter"], seen["tol"], seen["reg_covar"]) == (7, 0.003, 0.02)
+
+
+def test_curriculum_opens_its_subsets_one_third_of_training_at_a_time():
+    from noisyflow.methods.selection.curriculum import CurriculumParams, CurriculumSelection
+
+    subset = np.array([0, 1, 2, 0, 1, 2])
+    prob = np.full((1, 6), 0.7)
+    labelled = np.array([[True, True, True, True, True, False]])
+    weight = np.array([[1.0, 0.5, 0.5, 1.0, 0.5, 0.5]])
+    div = Division(prob, labelled, weight, prob, ({"subset": subset},))
+    sel = CurriculumSelection(CurriculumParams(), seed=0)
+    opened = {e: sel.at_epoch(div, e, 9).labelled[0].tolist() for e in range(9)}
+    first = [True, False, False, True, False, False]
+    second = [True, True, False, True, True, False]
+    every = [True, True, True, True, True, False]  # never labels what the division did not
+    assert [opened[e] for e in range(9)] == [first] * 3 + [second] * 3 + [every] * 3
+    assert sel.at_epoch(div, 1, 2).labelled[0].tolist() == second  # 3 * 1 // 2 = 1
+    late = sel.at_epoch(div, 7, 1)
+    assert late.labelled[0].tolist() == every
+    assert late.clean_prob is prob and late.weight is weight and late.loss is prob
+    assert late.fits == div.fits
+
+
+def test_aum_from_warmup_margins_counts_epochs_from_start_epoch():
+    from noisyflow.methods.selection.aum import AUMParams, AUMSelection
+    from noisyflow.methods.selection.base import SelectionInputs
+
+    n = 8
+    epoch_sum = np.zeros((1, 3, n))
+    epoch_sum[0, 0] = 100.0  # epoch 0: ignored with start_epoch 1
+    epoch_sum[0, 1] = [2.0, 1.0, -1.0, 0.5, 3.0, -2.0, -0.5, 0.0]
+    epoch_sum[0, 2] = [2.0, 3.0, -3.0, 0.5, 1.0, -2.0, -1.5, -1.0]
+    seen = np.ones((1, 3, n))
+    seen[0, 2, 4], epoch_sum[0, 2, 4] = 0, 0.0  # sample 4 missed epoch 2: mean of what was seen
+    threshold = np.zeros((1, n), bool)
+    threshold[0, [6, 7]] = True
+    stats = {"aum_epoch_sum": epoch_sum, "aum_epoch_seen": seen, "aum_threshold": threshold}
+    sel = AUMSelection(AUMParams(percentile=50.0, start_epoch=1), seed=0)
+    div = sel.divide(SelectionInputs(np.zeros(n, int), K, stats=stats), 1)
+    aum = np.array([2.0, 2.0, -2.0, 0.5, 3.0, -2.0])
+    assert_close(torch.as_tensor(div.loss[0, :6]), torch.as_tensor(-aum, dtype=torch.float64))
+    assert np.isnan(div.loss[0, 6:]).all()  # threshold samples carry no AUM of their own
+    cut = np.quantile([-1.0, -0.5], 0.5)  # the threshold samples' AUMs: -1.0 and -0.5
+    assert div.fits[0]["threshold"] == pytest.approx(cut)
+    assert div.labelled[0, :6].tolist() == [True, True, False, True, True, False]
