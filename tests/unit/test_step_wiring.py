@@ -378,3 +378,53 @@ def test_aum_from_warmup_margins_counts_epochs_from_start_epoch():
     cut = np.quantile([-1.0, -0.5], 0.5)  # the threshold samples' AUMs: -1.0 and -0.5
     assert div.fits[0]["threshold"] == pytest.approx(cut)
     assert div.labelled[0, :6].tolist() == [True, True, False, True, True, False]
+
+
+# ------------------------------------------------------------------------ correction values
+
+
+def _reference_prototypes(features, num, density_quantile, max_similarity):
+    """Han et al.'s prototype selection restated sample by sample."""
+    f = features / np.linalg.norm(features, axis=1, keepdims=True)
+    sim = f @ f.T
+    m = len(f)
+    s_c = np.quantile(sim.flatten(), 1.0 - density_quantile)
+    rho = [sum(np.sign(sim[i, j] - s_c) for j in range(m)) for i in range(m)]
+    eta = []
+    for i in range(m):
+        denser = [j for j in range(m) if rho[j] > rho[i]]
+        eta.append(max(sim[i, j] for j in denser) if denser else min(sim[i]))
+    order = sorted(range(m), key=lambda i: (-rho[i], i))  # densest first, ties by index
+    median = sorted(rho)[(m - 1) // 2]  # torch's median: the lower middle value
+    keep = [i for i in order if rho[i] >= median and eta[i] < max_similarity][:num]
+    return keep or order[:1]
+
+
+@pytest.mark.parametrize("num,quantile,max_sim", [(3, 0.4, 0.95), (5, 0.3, 0.99), (2, 0.6, 0.9)])
+def test_prototype_selection_is_han_et_al_rule(num, quantile, max_sim):
+    from noisyflow.methods.correction.prototypes import select_prototypes
+
+    rng = np.random.default_rng(num)
+    centre = rng.normal(size=6)
+    features = centre + 0.4 * rng.normal(size=(30, 6))
+    features[10] = features[3]  # duplicates: ties in density
+    features[20] = features[3]
+    features = features.astype(np.float32)
+    got = select_prototypes(
+        torch.from_numpy(features), num=num, density_quantile=quantile, max_similarity=max_sim
+    )
+    assert got.tolist() == _reference_prototypes(
+        features.astype(np.float64), num, quantile, max_sim
+    )
+
+
+def test_prototype_selection_defaults_and_fallback():
+    from noisyflow.methods.correction.prototypes import select_prototypes
+
+    features = torch.from_numpy(np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32))
+    assert_close(
+        select_prototypes(features, num=4),
+        select_prototypes(features, num=4, density_quantile=0.4, max_similarity=0.95),
+    )
+    same = torch.ones(5, 3)  # one point five times: every eta is 1, nothing passes the rule
+    assert select_prototypes(same, num=3).tolist() == [0]
