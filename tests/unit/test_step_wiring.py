@@ -428,3 +428,37 @@ def test_prototype_selection_defaults_and_fallback():
     )
     same = torch.ones(5, 3)  # one point five times: every eta is 1, nothing passes the rule
     assert select_prototypes(same, num=3).tolist() == [0]
+
+
+# ------------------------------------------------------------------- small pieces at their edges
+
+
+def test_edges_of_the_small_pieces():
+    from noisyflow.methods.selection.aum import aum_clean_prob
+    from noisyflow.methods.selection.coteaching import (
+        loss_rank_probability,
+        num_kept,
+        small_loss_keep,
+    )
+
+    # co-teaching: one sample is kept from a batch of one; fractions above 1 are refused;
+    # two samples rank 1 and 0; equal losses keep the earlier sample
+    assert num_kept(1, 0.1) == 1 and num_kept(0, 0.5) == 0
+    with pytest.raises(ValueError, match="keep_fraction must be in"):
+        num_kept(4, 1.5)
+    assert loss_rank_probability(torch.tensor([0.3, 0.1])).tolist() == [0.0, 1.0]
+    tied = torch.tensor([0.2, 0.1, 0.2, 0.2, 0.1, 0.2])
+    assert small_loss_keep(tied, 0.5).tolist() == [True, True, False, False, True, False]
+    assert loss_rank_probability(tied).tolist() == pytest.approx([0.6, 1.0, 0.4, 0.2, 0.8, 0.0])
+    # MixMatch: a one-epoch ramp is halfway at half an epoch; sharpening normalises each row
+    assert mm.linear_rampup(0.5, 1) == 0.5
+    p = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    s = mm.sharpen(p, 0.5)
+    assert_close(s, p**2 / (p**2).sum(1, keepdim=True))
+    # AUM: flagged below the percentile of the threshold samples (linear interpolation)
+    ref = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    aum = torch.tensor([1.99, 2.0, -1.0, 5.0], dtype=torch.float64)
+    prob, flagged = aum_clean_prob(aum, ref, 50.0)
+    assert flagged.tolist() == [True, False, True, False]
+    assert prob.tolist() == pytest.approx([0.4, 0.4, 0.0, 1.0])  # share of ref below, "left"
+    assert aum_clean_prob(aum, ref)[1].tolist() == (aum < 3.96).tolist()  # default: 99th
