@@ -15,6 +15,7 @@ Protocol
     python benchmarks/methods.py --suite digits --seeds 3 4 5 --jobs 2
     python benchmarks/methods.py --suite cifar --methods ce noisyflow --seeds 3
     python benchmarks/methods.py --list          # the methods and what each sets
+    python benchmarks/methods.py --table benchmarks/results/*.jsonl   # the table of earlier runs
 """
 
 from __future__ import annotations
@@ -264,7 +265,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "methods.jsonl")
     ap.add_argument("--resume", action="store_true", help="skip cells already in --out")
     ap.add_argument("--list", action="store_true", help="print the methods and exit")
+    ap.add_argument(
+        "--table", nargs="+", type=Path, metavar="JSONL", help="print the table of earlier runs"
+    )
     args = ap.parse_args()
+    if args.table:
+        rows = [json.loads(x) for f in args.table for x in f.read_text().splitlines() if x.strip()]
+        seen = {(r["suite"], r["setting"]) for r in rows}
+        cols = [(su, se) for su in SUITES for se in SUITES[su]["settings"] if (su, se) in seen]
+        names = [m for m in METHODS if any(r["method"] == m for r in rows)]
+        print(summarise(rows, cols, names))
+        return
     if args.list:
         for name, over in METHODS.items():
             print(f"{name:26s} {over if over is not None else '(baseline outside the pipeline)'}")

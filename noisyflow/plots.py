@@ -118,6 +118,8 @@ def save_confusion_png(path: Path, cm: np.ndarray, classes: tuple[str, ...]) -> 
         ylabel="actual",
         title="test confusion matrix",
     )
+    if max(map(len, classes), default=0) > 2:  # names, not digits: keep them apart
+        ax.tick_params(axis="x", labelrotation=90)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
