@@ -142,7 +142,7 @@ def save_curves_figure(
         if x:
             a_loss.plot(x, y, ls=":", color=colour, lw=1, label=f"network {net[-1]}: unlabelled")
     a_loss.set(title="Training loss", ylabel="loss")
-    x, y = _series(rows, "test_accuracy", ("train", "correct"))
+    x, y = _series(rows, "test_accuracy", PHASES)
     if x:
         a_acc.plot(x, y, marker=".", color="k", label="ensemble (per epoch)")
     for key, label, marker in (
@@ -154,7 +154,7 @@ def save_curves_figure(
         if x:
             a_acc.scatter(x, y, marker=marker, s=60 if marker == "*" else 30, label=label, zorder=3)
     for net, colour in colours.items():
-        x, y = _series(rows, f"test_accuracy_{net}", ("train", "correct"))
+        x, y = _series(rows, f"test_accuracy_{net}", PHASES)
         if x:
             a_acc.plot(x, y, color=colour, lw=1, label=f"network {net[-1]} (per epoch)")
     x, y = _series(rows, "val_accuracy", ("train", "correct", "final"))
