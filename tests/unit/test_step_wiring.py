@@ -462,3 +462,40 @@ def test_edges_of_the_small_pieces():
     assert flagged.tolist() == [True, False, True, False]
     assert prob.tolist() == pytest.approx([0.4, 0.4, 0.0, 1.0])  # share of ref below, "left"
     assert aum_clean_prob(aum, ref)[1].tolist() == (aum < 3.96).tolist()  # default: 99th
+
+
+def test_geometric_maps_and_their_resampling():
+    """Each op's pixel-space map, and what affine() does with it: a translation by 2 pixels
+    moves the image by 2 pixels (grey coming in), a 90-degree rotation turns it, and cutout
+    greys exactly its square."""
+    from noisyflow.methods.ssl import fixmatch as fm
+
+    v = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    a = v * fm.MAX_DEGREES * np.pi / 180
+    rot = fm.geometric_matrix("rotate", v, 8, 10)
+    assert_close(
+        rot[:, :2, :2],
+        torch.stack([torch.cos(a), -torch.sin(a), torch.sin(a), torch.cos(a)], 1).view(2, 2, 2),
+    )
+    assert_close(rot[:, 2], torch.tensor([[0.0, 0.0, 1.0]] * 2, dtype=torch.float64))
+    eye = torch.eye(3, dtype=torch.float64)
+    for op, cell, scale in (
+        ("shear_x", (0, 1), fm.MAX_SHEAR),
+        ("shear_y", (1, 0), fm.MAX_SHEAR),
+        ("translate_x", (0, 2), fm.MAX_TRANSLATE * 10),
+        ("translate_y", (1, 2), fm.MAX_TRANSLATE * 8),
+    ):
+        m = fm.geometric_matrix(op, v, 8, 10)
+        expected = eye.repeat(2, 1, 1)
+        expected[:, cell[0], cell[1]] = v * scale
+        assert_close(m, expected, msg=op)
+    x = torch.arange(16.0).view(1, 1, 4, 4) / 16
+    shift = torch.eye(3).repeat(1, 1, 1)
+    shift[0, 0, 2] = 2.0  # output pixel (r, c) reads input (r, c + 2)
+    moved = fm.affine(x, shift)
+    assert_close(moved[0, 0, :, :2], x[0, 0, :, 2:])
+    assert_close(moved[0, 0, :, 2:], torch.full((4, 2), fm.FILL))
+    quarter = fm.geometric_matrix("rotate", torch.tensor([90.0 / fm.MAX_DEGREES]), 4, 4)
+    assert_close(fm.affine(x, quarter)[0, 0], torch.rot90(x[0, 0], 1), atol=1e-5, rtol=0)
+    cut = fm.cutout(torch.zeros(1, 1, 4, 4), 2, torch.tensor([[1, 3]]))
+    assert cut[0, 0].nonzero().tolist() == [[1, 3], [2, 3]]
