@@ -111,16 +111,7 @@ def supervised_pass(
         loss = ctx.regularise(loss, net, logits)
         return loss, {"loss": loss}
 
-    batches = shuffled_batches(indices, ctx.batch_size, gen)
-    return run_pass(
-        batches,
-        step,
-        _opts(ctx, k),
-        train=_trainable(ctx, k),
-        runtime=ctx.runtime,
-        where=where,
-        after_step=ctx.averager(k),
-    )
+    return _run_net(ctx, k, shuffled_batches(indices, ctx.batch_size, gen), step, where)
 
 
 def coteaching_pass(
@@ -225,15 +216,7 @@ def mixmatch_pass(
         loss = ctx.regularise(loss, net, None)
         return loss, {"loss": loss, "loss_x": loss_x, "loss_u": loss_u}
 
-    return run_pass(
-        lab_batches,
-        step,
-        _opts(ctx, k),
-        train=_trainable(ctx, k),
-        runtime=ctx.runtime,
-        where=where,
-        after_step=ctx.averager(k),
-    )
+    return _run_net(ctx, k, lab_batches, step, where)
 
 
 # ------------------------------------------------------------------------------- FixMatch
@@ -280,15 +263,7 @@ def fixmatch_pass(
         loss = ctx.regularise(loss_x + p.lambda_u * loss_u, net, logits[:b])
         return loss, {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "mask": mask.float().mean()}
 
-    return run_pass(
-        lab_batches,
-        step,
-        _opts(ctx, k),
-        train=_trainable(ctx, k),
-        runtime=ctx.runtime,
-        where=where,
-        after_step=ctx.averager(k),
-    )
+    return _run_net(ctx, k, lab_batches, step, where)
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -304,13 +279,19 @@ def _extra(ctx: Context, k: int) -> torch.nn.Module | None:
     return ctx.state.extras[k] if k < len(ctx.state.extras) else None
 
 
-def _opts(ctx: Context, k: int) -> list[torch.optim.Optimizer]:
-    return [ctx.state.optimizers[k]]
-
-
-def _trainable(ctx: Context, k: int) -> list[torch.nn.Module]:
+def _run_net(ctx: Context, k: int, batches: Any, step: Any, where: str) -> dict[str, float]:
+    """The one-network pass: network k (and its mixing module) trained by its own optimizer,
+    its weight average updated after every step."""
     extra = _extra(ctx, k)
-    return [ctx.state.nets[k]] + ([extra] if extra is not None else [])
+    return run_pass(
+        batches,
+        step,
+        [ctx.state.optimizers[k]],
+        train=[ctx.state.nets[k]] + ([extra] if extra is not None else []),
+        runtime=ctx.runtime,
+        where=where,
+        after_step=ctx.averager(k),
+    )
 
 
 def soft_targets(ctx: Context, labels: torch.Tensor | None = None) -> Targets:
