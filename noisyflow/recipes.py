@@ -549,10 +549,6 @@ def _watched(prepared: Prepared, monitor: tuple[str, ...], runtime: Runtime) -> 
     return out
 
 
-def _accuracy(nets: list[Network], test: TrainData, num_classes: int | None = None) -> float:
-    return _accuracies(nets, test, num_classes)[0]
-
-
 def _accuracies(
     nets: list[Network], split: TrainData, num_classes: int | None = None, tta: str = "none"
 ) -> list[float]:

@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -117,16 +117,22 @@ class StageRun:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
-    def log_outputs(self, paths: list[Path], max_mb: float = 50.0) -> None:
-        """Tag each output with its DVC hash; upload those under `max_mb` as artifacts.
+    def log_outputs(
+        self, paths: list[Path], max_mb: float = 50.0, hash_only: Sequence[Path] = ()
+    ) -> None:
+        """Tag each output with its DVC hash; upload those under `max_mb` as artifacts, except
+        the `hash_only` ones (logged elsewhere under their own artifact path).
 
         Names are relative to the stage's workspace (the cwd, which `dvc exp run --temp` moves
         to .dvc/tmp/exps/...), so they match the paths in dvc.yaml and dvc.lock.
         """
         workspace = Path.cwd().resolve()
+        skip = {Path(p) for p in hash_only}
         for path in paths:
             name = _relative(path, workspace)
             self.set_tags({f"dvc.outs.{name}": dvc_hash(path)})
+            if Path(path) in skip:
+                continue
             files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
             for f in files:
                 if f.stat().st_size <= max_mb * 2**20:

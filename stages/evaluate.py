@@ -145,15 +145,9 @@ def main(argv: list[str] | None = None) -> None:
             summary = write_report(inputs, ReportPaths(*report_tmp))
         ctx.outputs_written = True
         ctx.log("log_metrics", result.metrics)
-        ctx.log("log_outputs", [p for p in (*base, *report) if p != args.report])
+        ctx.log("log_outputs", [*base, *report], hash_only=[args.report])
         ctx.log("log_artifact", args.report, artifact_path=REPORT_ARTIFACT)
-        ctx.log(
-            "set_tags",
-            {
-                "noisyflow.report": f"{REPORT_ARTIFACT}/{Path(args.report).name}",
-                f"dvc.outs.{PATHS['report']}": dvc_hash(args.report),  # as log_outputs does
-            },
-        )
+        ctx.log("set_tags", {"noisyflow.report": f"{REPORT_ARTIFACT}/{Path(args.report).name}"})
         ctx.log("log_summary", result.metrics)
         ctx.log(
             "promote",

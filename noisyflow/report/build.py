@@ -240,7 +240,7 @@ def write_report(
         per_class=_per_class(prepared, correction, inputs.per_class),
         mlflow=inputs.mlflow,
         files=inputs.files,
-        created=_subtitle(prepared),  # no clock time: identical runs give identical reports
+        subtitle=_subtitle(prepared),  # no clock time: identical runs, identical reports
         notes=inputs.notes,
         thresholds={"duplicate_factor": di.DUPLICATE_FACTOR, "outlier_z": di.OUTLIER_Z},
     )

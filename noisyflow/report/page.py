@@ -78,7 +78,7 @@ class ReportData:
     per_class: list[dict[str, Any]]  # class, train, flagged, test_accuracy
     mlflow: dict[str, Any] | None = None  # run_id, parent_id, experiment_id, tracking_uri, url
     files: dict[str, str] = field(default_factory=dict)
-    created: str = ""
+    subtitle: str = ""  # the data set in one line
     notes: list[str] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=dict)
 
@@ -360,7 +360,7 @@ def render(d: ReportData) -> str:
     fig = d.figures
     parts = [
         "<header><h1>noisyflow run report</h1>"
-        f'<p class="sub">{esc(d.created)}'
+        f'<p class="sub">{esc(d.subtitle)}'
         + (f" · MLflow run <code>{esc(d.mlflow['parent_id'])}</code>" if d.mlflow else "")
         + f"</p><nav>{nav}</nav></header>",
         f'<section id="summary"><h2>Summary</h2>{summary(d)}</section>',
@@ -455,5 +455,5 @@ def render(d: ReportData) -> str:
             "noisyflow:mlflow-tracking-uri": d.mlflow.get("tracking_uri") or "",
             "noisyflow:mlflow-url": d.mlflow.get("url") or "",
         }
-    meta["noisyflow:data"] = d.created
+    meta["noisyflow:data"] = d.subtitle
     return page("noisyflow run report", "".join(parts), meta=meta)

@@ -60,16 +60,16 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
     averages: list[nn.Module | None] = field(default_factory=list)  # EMA of each network
 
+    def _with_averages(self) -> list[tuple[nn.Module, nn.Module | None]]:
+        return list(zip(self.nets, self.averages or [None] * len(self.nets), strict=True))
+
     def eval_nets(self) -> list[nn.Module]:
         """The networks to evaluate: their weight averages when the phase keeps them."""
-        return [
-            a.module if a is not None else n
-            for n, a in zip(self.nets, self.averages or [None] * len(self.nets), strict=True)
-        ]
+        return [n if a is None else a.module for n, a in self._with_averages()]
 
     def finalize(self) -> None:
         """End of the phase: the networks take their averaged weights (when averaged)."""
-        for net, avg in zip(self.nets, self.averages or [None] * len(self.nets), strict=True):
+        for net, avg in self._with_averages():
             if avg is not None:
                 net.load_state_dict(avg.module.state_dict())
 

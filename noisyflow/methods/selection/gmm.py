@@ -45,8 +45,8 @@ def fit_clean_probability(
     and which component is the clean one, so a figure can draw the very mixture that split.
     Fitted by EM in torch on the losses' device (`gmm1d.fit_gmm1d`, scikit-learn's semantics
     with a deterministic 2-means initialisation), so the split is reproducible without a seed.
-    A torch tensor is fitted where it
-    lies (a GPU epoch's losses stay on the GPU); a NumPy array on the CPU.
+    A torch tensor is fitted where it lies (a GPU epoch's losses stay on the GPU); a NumPy array
+    on the CPU.
     Constant losses carry no evidence of noise: every sample gets clean probability 1.
     """
     x = torch.as_tensor(losses).detach().reshape(-1)
