@@ -145,6 +145,9 @@ class WarmupParams(OptimParams):
 @dataclass(frozen=True)
 class TrainParams(OptimParams):
     epochs: int = param(30, ge=1)
+    # SSL epochs: one pass over the labelled set (DivideMix, FixMatch) or ceil(N / batch) steps
+    # with the labelled set cycled (as many optimizer steps as a supervised epoch)
+    epoch_steps: str = param("labelled", choices=("labelled", "all"))
     penalty: float = param(0.0, ge=0.0)  # negative-entropy weight on the supervised loss
 
 

@@ -46,6 +46,7 @@ class Context:
     hflip: bool
     penalty: float = 0.0  # negative-entropy weight
     l1: float = 0.0
+    epoch_steps: str = "labelled"  # SSL epochs: labelled | all (see TrainParams)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         return weak_augment(x, shift=self.shift, hflip=self.hflip, generator=self.state.random.gen)
@@ -183,7 +184,7 @@ def mixmatch_pass(
     if len(labelled) == 0:
         return {}
     w_all = torch.as_tensor(division.clean_prob[0], dtype=torch.float32, device=data.device)
-    lab_batches = shuffled_batches(labelled, ctx.batch_size, gen)
+    lab_batches = _labelled_batches(ctx, labelled)
     unl_stream = cycle_batches(unlabelled, ctx.batch_size, gen)
     if peer is not net:
         peer.eval()
@@ -243,7 +244,7 @@ def fixmatch_pass(
     if len(labelled) == 0:
         return {}
     weights = torch.as_tensor(division.weight[0], dtype=torch.float32, device=data.device)
-    lab_batches = shuffled_batches(labelled, ctx.batch_size, gen)
+    lab_batches = _labelled_batches(ctx, labelled)
     unl_stream = cycle_batches(unlabelled, ctx.batch_size * p.mu, gen)
 
     def step(i: int, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -273,6 +274,16 @@ def _split(division: Division, device: torch.device) -> tuple[torch.Tensor, torc
     lab = torch.as_tensor(division.labelled[0], device=device)
     everything = torch.arange(len(lab), device=device)
     return everything[lab], everything[~lab]
+
+
+def _labelled_batches(ctx: Context, labelled: torch.Tensor) -> list[torch.Tensor]:
+    """An SSL epoch's labelled batches: one shuffled pass (`labelled`), or ceil(N / batch)
+    batches cycling through reshuffled passes (`all`: a supervised epoch's number of steps)."""
+    gen = ctx.state.random.gen
+    if ctx.epoch_steps == "labelled":
+        return shuffled_batches(labelled, ctx.batch_size, gen)
+    stream = cycle_batches(labelled, ctx.batch_size, gen)
+    return [next(stream) for _ in range(-(-len(ctx.data.labels) // ctx.batch_size))]
 
 
 def _extra(ctx: Context, k: int) -> torch.nn.Module | None:

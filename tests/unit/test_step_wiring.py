@@ -499,3 +499,27 @@ def test_geometric_maps_and_their_resampling():
     assert_close(fm.affine(x, quarter)[0, 0], torch.rot90(x[0, 0], 1), atol=1e-5, rtol=0)
     cut = fm.cutout(torch.zeros(1, 1, 4, 4), 2, torch.tensor([[1, 3]]))
     assert cut[0, 0].nonzero().tolist() == [[1, 3], [2, 3]]
+
+
+@pytest.mark.parametrize("kind", ["mixmatch", "fixmatch"])
+@pytest.mark.parametrize(("epoch_steps", "expected"), [("labelled", 2), ("all", 4)])
+def test_an_ssl_epoch_is_a_labelled_pass_or_a_supervised_epochs_steps(kind, epoch_steps, expected):
+    """4 samples, 2 labelled (0 and 2), batch 1: `labelled` takes one step per labelled sample,
+    `all` takes ceil(4 / 1) = 4 steps, every one on labelled samples, each seen twice."""
+    ctx = trained_context(batch_size=1)
+    ctx.epoch_steps = epoch_steps
+    seen: list[int] = []
+    onehot = ctx.onehot
+
+    def spy(idx, labels=None):
+        if labels is None and len(seen) < 100:
+            seen.extend(idx.tolist())
+        return onehot(idx, labels)
+
+    ctx.onehot = spy
+    counts = []
+    ctx.state.optimizers[0].register_step_post_hook(lambda *a: counts.append(1))
+    run(kind, ctx)
+    assert len(counts) == expected
+    assert sorted(set(seen)) == [0, 2]
+    assert sorted(seen) == sorted([0, 2] * (expected // 2))
