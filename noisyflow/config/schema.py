@@ -147,7 +147,7 @@ class TrainParams(OptimParams):
     epochs: int = param(30, ge=1)
     # SSL epochs: one pass over the labelled set (DivideMix, FixMatch) or ceil(N / batch) steps
     # with the labelled set cycled (as many optimizer steps as a supervised epoch)
-    epoch_steps: str = param("labelled", choices=("labelled", "all"))
+    epoch_steps: str = param("all", choices=("labelled", "all"))
     penalty: float = param(0.0, ge=0.0)  # negative-entropy weight on the supervised loss
 
 
@@ -157,7 +157,7 @@ class CorrectParams:
 
     min_confidence: float = param(0.5, ge=0.0, le=1.0)  # ensemble probability of the new label
     require_agreement: bool = True  # every network (and the prototype vote) must agree
-    clean_margin: float = param(0.05, ge=0.0)  # bonus of the given label x its clean probability
+    clean_margin: float = param(0.2, ge=0.0)  # bonus of the given label x its clean probability
 
 
 @dataclass(frozen=True)
