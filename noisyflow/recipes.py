@@ -191,8 +191,6 @@ def _context(
     data: TrainData,
     num_classes: int,
     optim: Any,
-    *,
-    epoch_steps: str = "labelled",
 ) -> steps.Context:
     return steps.Context(
         data=data,
@@ -206,7 +204,6 @@ def _context(
         hflip=params.augment.hflip,
         penalty=optim.penalty,
         l1=optim.l1,
-        epoch_steps=epoch_steps,
     )
 
 
@@ -451,8 +448,9 @@ def train(
     state = _new_state(params, method, nets, runtime, cfg, params.seed + 100)
     state.division = first
     saved = _resume(state, checkpointer)
-    ctx = _context(
-        params, method, state, data, prepared.num_classes, cfg, epoch_steps=cfg.epoch_steps
+    ctx = replace(
+        _context(params, method, state, data, prepared.num_classes, cfg),
+        epoch_steps=cfg.epoch_steps,
     )
     known = prepared.train.truth_known if truth else None
     every = data.all_indices()

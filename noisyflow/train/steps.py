@@ -283,7 +283,7 @@ def _labelled_batches(ctx: Context, labelled: torch.Tensor) -> list[torch.Tensor
     if ctx.epoch_steps == "labelled":
         return shuffled_batches(labelled, ctx.batch_size, gen)
     stream = cycle_batches(labelled, ctx.batch_size, gen)
-    return [next(stream) for _ in range(-(-len(ctx.data.labels) // ctx.batch_size))]
+    return [next(stream) for _ in range(-(-len(ctx.data) // ctx.batch_size))]
 
 
 def _extra(ctx: Context, k: int) -> torch.nn.Module | None:
