@@ -16,6 +16,12 @@ Protocol
     python benchmarks/methods.py --suite cifar --methods ce noisyflow --seeds 3
     python benchmarks/methods.py --list          # the methods and what each sets
     python benchmarks/methods.py --table benchmarks/results/*.jsonl   # the table of earlier runs
+
+Diagnosis: `--curves` adds each run's per-epoch ensemble test accuracy (on at most 2,000 test
+images) and training statistics to its JSON row; `--save-evidence DIR` keeps what the label-issue
+decision read (network probabilities, prototype similarities, clean probabilities, true labels),
+and `--replay DIR/*.npz --set correct.clean_margin=0.3` scores that decision again under other
+`correct:` settings in seconds, without retraining.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +136,9 @@ def split_budget(params: Any, budget: int) -> dict[str, int]:
     return {"warmup.epochs": warm, "train.epochs": budget - extra - warm}
 
 
-def setting_params(suite: str, setting: str, seed: int, method: str, extra: dict) -> Any:
+def setting_params(
+    suite: str, setting: str, seed: int, method: str, extra: dict, budget: int | None = None
+) -> Any:
     from noisyflow.config import load_params, with_overrides
 
     spec = SUITES[suite]
@@ -141,29 +150,39 @@ def setting_params(suite: str, setting: str, seed: int, method: str, extra: dict
     over.update(ONE_NET_CE if METHODS[method] is None else METHODS[method])
     over.update(extra)
     params = with_overrides(load_params(REPO / "params.yaml"), over)
-    return with_overrides(params, {**split_budget(params, spec["budget"]), **extra})
+    split = split_budget(params, budget or spec["budget"])
+    return with_overrides(params, {**split, **extra})
 
 
-def run_one(job: tuple[str, str, int, str, dict]) -> dict:
+@dataclass(frozen=True)
+class Options:
+    """Per-run diagnosis options (what the worker records beside the figures)."""
+
+    curves: bool = False
+    evidence_dir: Path | None = None
+    budget: int | None = None  # epochs per method; None: the suite's
+
+
+def run_one(job: tuple[str, str, int, str, dict, Options]) -> dict:
     """One (suite, setting, seed, method) cell, in a worker process."""
-    suite, setting, seed, method, extra = job
+    suite, setting, seed, method, extra, opts = job
     import torch
 
     torch.set_num_threads(int(os.environ.get("NOISYFLOW_THREADS", "1")))
     from noisyflow.data.prepare import prepare_dataset
     from noisyflow.train.runtime import Runtime
 
-    params = setting_params(suite, setting, seed, method, extra)
+    params = setting_params(suite, setting, seed, method, extra, opts.budget)
     runtime = Runtime.from_params(params.runtime)
     cache = REPO / "benchmarks" / "results" / "cache"
     with tempfile.TemporaryDirectory() as tmp:
         prepared = prepare_dataset(params.data, Path(tmp) / "prepared", cache_dir=cache)
         start = time.perf_counter()
-        out = (
-            BASELINES[method](params, prepared, runtime)
-            if METHODS[method] is None
-            else (_pipeline(params, prepared, runtime))
-        )
+        if METHODS[method] is None:
+            out = BASELINES[method](params, prepared, runtime)
+        else:
+            name = f"{suite}-{setting}-seed{seed}-{method}"
+            out = _pipeline(params, prepared, runtime, opts, name)
     out.update(
         suite=suite,
         setting=setting,
@@ -176,10 +195,25 @@ def run_one(job: tuple[str, str, int, str, dict]) -> dict:
     return out
 
 
-def _pipeline(params: Any, prepared: Any, runtime: Any) -> dict:
+CURVE_KEYS = ("test_accuracy", "loss_net1", "loss_net2", "loss", "labelled_frac_net1")
+
+
+def _pipeline(params: Any, prepared: Any, runtime: Any, opts: Options, name: str) -> dict:
     from noisyflow import recipes
 
-    res = recipes.run_pipeline(params, prepared, runtime, monitor=())
+    curve: list[dict] = []
+
+    def on_epoch_end(phase: str, epoch: int, stats: dict[str, float]) -> None:
+        kept = {k: round(v, 5) for k, v in stats.items() if k in CURVE_KEYS}
+        curve.append({"phase": phase, "epoch": epoch, **kept})
+
+    res = recipes.run_pipeline(
+        params,
+        prepared,
+        runtime,
+        monitor=("test",) if opts.curves else (),
+        on_epoch_end=on_epoch_end if opts.curves else None,
+    )
     m = res.evaluation.metrics
     keys = (
         "test_accuracy",
@@ -189,7 +223,39 @@ def _pipeline(params: Any, prepared: Any, runtime: Any) -> dict:
         "given_label_accuracy",
         "estimated_noise_rate",
     )
-    return {k: m[k] for k in keys if k in m}
+    out = {k: m[k] for k in keys if k in m}
+    if opts.curves:
+        out["curve"] = curve
+    if opts.evidence_dir is not None:
+        path = opts.evidence_dir / f"{name}.npz"
+        np.savez(path, **res.evidence.arrays(), true_labels=prepared.true_labels)
+        out["evidence"] = str(path)
+    return out
+
+
+def replay(files: list[Path], overrides: dict[str, Any]) -> str:
+    """The label-issue decision again on saved evidence, under params.yaml's `correct:` with
+    `overrides`: detection F1, share flagged, label accuracy given -> corrected, per file."""
+    from noisyflow.config import load_params, with_overrides
+    from noisyflow.methods.correction.decide import Evidence
+    from noisyflow.metrics import detection_scores
+
+    p = with_overrides(load_params(REPO / "params.yaml"), overrides).correct
+    lines = [
+        "| evidence | detection F1 % | flagged % | label accuracy given -> corrected % |",
+        "|---|---|---|---|",
+    ]
+    for f in files:
+        with np.load(f, allow_pickle=False) as arrays:
+            ev, truth = Evidence.from_arrays(arrays), np.asarray(arrays["true_labels"])
+        fix = ev.decide(p)
+        f1 = detection_scores(fix.is_label_issue, ev.labels != truth)["f1"]
+        given, corrected = (ev.labels == truth).mean(), (fix.corrected_label == truth).mean()
+        lines.append(
+            f"| {f.stem} | {100 * f1:.1f} | {100 * fix.is_label_issue.mean():.1f} | "
+            f"{100 * given:.1f} -> {100 * corrected:.1f} |"
+        )
+    return "\n".join(lines) + f"\n\ncorrect: {p}"
 
 
 def _ce_on(params: Any, prepared: Any, runtime: Any, labels: np.ndarray, keep: np.ndarray):
@@ -265,6 +331,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "methods.jsonl")
     ap.add_argument("--resume", action="store_true", help="skip cells already in --out")
     ap.add_argument("--list", action="store_true", help="print the methods and exit")
+    ap.add_argument("--budget", type=int, help="epochs per method (default: the suite's)")
+    ap.add_argument("--curves", action="store_true", help="per-epoch test curve in each row")
+    ap.add_argument("--save-evidence", type=Path, metavar="DIR", help="keep the decision's input")
+    ap.add_argument(
+        "--replay", nargs="+", type=Path, metavar="NPZ", help="re-decide saved evidence (--set)"
+    )
     ap.add_argument(
         "--table", nargs="+", type=Path, metavar="JSONL", help="print the table of earlier runs"
     )
@@ -275,6 +347,11 @@ def main() -> None:
         cols = [(su, se) for su in SUITES for se in SUITES[su]["settings"] if (su, se) in seen]
         names = [m for m in METHODS if any(r["method"] == m for r in rows)]
         print(summarise(rows, cols, names))
+        return
+    if args.replay:
+        from noisyflow.config import parse_assignments
+
+        print(replay(args.replay, parse_assignments(args.set)))
         return
     if args.list:
         for name, over in METHODS.items():
@@ -289,8 +366,14 @@ def main() -> None:
         for se in SUITES[su]["settings"]
         if args.settings is None or se in args.settings
     ]
+    opts = Options(args.curves, args.save_evidence, args.budget)
+    if opts.evidence_dir is not None:
+        opts.evidence_dir.mkdir(parents=True, exist_ok=True)
     jobs = [
-        (su, se, seed, m, extra) for su, se in columns for seed in args.seeds for m in args.methods
+        (su, se, seed, m, extra, opts)
+        for su, se in columns
+        for seed in args.seeds
+        for m in args.methods
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

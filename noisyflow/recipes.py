@@ -586,6 +586,7 @@ class CorrectResult:
     nets: list[Network]
     correction: Correction
     history: list[dict[str, float]]
+    evidence: decide.Evidence  # what the decision read (replayable with other `correct:`)
     resumed_from: int | None = None
     resumed_run_id: str | None = None
 
@@ -628,19 +629,19 @@ def correct(
             for f in feats
         ]
         proto_sim = torch.stack(sims).mean(0).numpy()
-    result = decide.decide(
+    evidence = decide.Evidence(
         prepared.labels,
         np.stack(probs),
         proto_sim,
         division.clean_prob.mean(axis=0),
-        params.correct,
         prototype_weight=getattr(p, "prototype_weight", 0.5),
         prototype_temperature=getattr(p, "prototype_temperature", 0.1),
     )
     return CorrectResult(
         nets,
-        result,
+        evidence.decide(params.correct),
         history,
+        evidence,
         resumed_from=None if saved is None else int(saved["epoch"]),
         resumed_run_id=None if saved is None else saved.get("run_id"),
     )
@@ -761,6 +762,7 @@ class PipelineResult:
     correction: Correction
     evaluation: Evaluation | None
     history: list[dict[str, float]]
+    evidence: decide.Evidence
 
 
 def run_pipeline(
@@ -801,4 +803,4 @@ def run_pipeline(
         else None
     )
     mark("evaluate")
-    return PipelineResult(c.nets, t.division, c.correction, ev, t.history)
+    return PipelineResult(c.nets, t.division, c.correction, ev, t.history, c.evidence)

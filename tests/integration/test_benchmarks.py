@@ -24,3 +24,38 @@ def test_gpu_benchmark_smoke_runs_the_fast_and_reference_presets(tmp_path):
     fast = rows["fast sym-50"]
     assert 0 <= fast["test_accuracy_last"] <= 1 and fast["stages_s"].keys() >= {"warmup", "train"}
     assert "| fast sym-50 |" in proc.stdout and "| reference (1+1 epochs) |" in proc.stdout
+
+
+def _methods(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "benchmarks/methods.py", *args]
+    env = {**subprocess_env(), "NOISYFLOW_THREADS": "1"}
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def test_method_benchmark_records_curves_and_replays_the_saved_decision(tmp_path):
+    """--curves records every epoch of each phase of the budget's split; --save-evidence keeps
+    the decision's input, and --replay under the same `correct:` gives the run's own detection
+    F1, under another clean_margin another one."""
+    out, ev = tmp_path / "rows.jsonl", tmp_path / "evidence"
+    tiny = ["model.width=4", "correction.prototype.rounds=1", "correction.prototype.epochs=1"]
+    proc = _methods(
+        "--suite", "digits", "--settings", "sym-40", "--methods", "noisyflow", "--seeds", "0",
+        "--budget", "5", "--curves", "--save-evidence", str(ev), "--out", str(out),
+        *(x for kv in tiny for x in ("--set", kv)),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert row["epochs"] == 4  # warm-up 3 + train 1 (+ 1 self-learning epoch = the budget 5)
+    phases = [(c["phase"], c["epoch"]) for c in row["curve"]]
+    assert phases == [("warmup", 0), ("warmup", 1), ("warmup", 2), ("train", 0), ("correct", 0)]
+    assert all(0 <= c["test_accuracy"] <= 1 for c in row["curve"] if c["phase"] != "correct")
+    npz = ev / "digits-sym-40-seed0-noisyflow.npz"
+    assert row["evidence"] == str(npz)
+
+    same = _methods("--replay", str(npz))
+    assert same.returncode == 0, same.stderr[-2000:]
+    f1 = float(same.stdout.splitlines()[2].split("|")[2])
+    assert f1 == round(100 * row["detection_f1"], 1)
+    never = _methods("--replay", str(npz), "--set", "correct.clean_margin=5")
+    flagged = float(never.stdout.splitlines()[2].split("|")[3])
+    assert flagged < float(same.stdout.splitlines()[2].split("|")[3])

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import noisyflow.config  # noqa: F401  (imported first: config <-> methods import cycle)
 from noisyflow.config import CorrectParams
 from noisyflow.methods.correction import PrototypeParams
-from noisyflow.methods.correction.decide import decide
+from noisyflow.methods.correction.decide import Evidence, decide
 from noisyflow.methods.correction.prototypes import (
     class_prototypes,
     prototype_similarity,
@@ -293,3 +293,30 @@ def test_zero_margin_ignores_the_clean_probability():
     out = decide(labels, probs, None, np.array([1.0, 0.0]), rule(clean_margin=0.0))
     assert out.is_label_issue.tolist() == [True, True]
     assert out.label_quality == pytest.approx([0.48, 0.48])
+
+
+@pytest.mark.parametrize("with_prototypes", [True, False])
+def test_saved_evidence_replays_the_same_decision(tmp_path, with_prototypes):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=(2, 12))
+    ev = Evidence(
+        rng.integers(0, 3, 12),
+        probs,
+        rng.normal(size=(12, 3)) if with_prototypes else None,
+        rng.uniform(size=12),
+        prototype_weight=0.3,
+        prototype_temperature=0.2,
+    )
+    np.savez(tmp_path / "e.npz", **ev.arrays())
+    with np.load(tmp_path / "e.npz", allow_pickle=False) as arrays:
+        back = Evidence.from_arrays(arrays)
+    p = CorrectParams(min_confidence=0.3, require_agreement=False, clean_margin=0.1)
+    want = decide(
+        ev.labels, probs, ev.proto_sim, ev.clean_prob, p, prototype_weight=0.3,
+        prototype_temperature=0.2,
+    )  # fmt: skip
+    got = back.decide(p)
+    np.testing.assert_array_equal(got.corrected_label, want.corrected_label)
+    np.testing.assert_array_equal(got.is_label_issue, want.is_label_issue)
+    np.testing.assert_allclose(got.label_quality, want.label_quality)
+    assert (back.proto_sim is None) == (not with_prototypes)

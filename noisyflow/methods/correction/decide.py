@@ -9,6 +9,9 @@ and the prototype vote pick it — so a correction never trades a right label fo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -58,3 +61,51 @@ def decide(
         is_label_issue=flagged,
         prototype_label=proto_label.astype(np.int64),
     )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What `decide` reads, kept whole so the decision can be replayed offline with other
+    `correct:` settings (benchmarks/methods.py --save-evidence / --replay) without retraining."""
+
+    labels: np.ndarray  # (N,) given
+    net_probs: np.ndarray  # (M, N, K)
+    proto_sim: np.ndarray | None  # (N, K) or None
+    clean_prob: np.ndarray  # (N,)
+    prototype_weight: float = 0.5
+    prototype_temperature: float = 0.1
+
+    def decide(self, p: CorrectParams) -> Correction:
+        return decide(
+            self.labels,
+            self.net_probs,
+            self.proto_sim,
+            self.clean_prob,
+            p,
+            prototype_weight=self.prototype_weight,
+            prototype_temperature=self.prototype_temperature,
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Plain numeric arrays (for np.savez; read back with `from_arrays`)."""
+        out = {
+            "labels": np.asarray(self.labels),
+            "net_probs": np.asarray(self.net_probs),
+            "clean_prob": np.asarray(self.clean_prob),
+            "prototype_weight": np.float64(self.prototype_weight),
+            "prototype_temperature": np.float64(self.prototype_temperature),
+        }
+        if self.proto_sim is not None:
+            out["proto_sim"] = np.asarray(self.proto_sim)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> Evidence:
+        return cls(
+            labels=np.asarray(arrays["labels"]),
+            net_probs=np.asarray(arrays["net_probs"]),
+            proto_sim=np.asarray(arrays["proto_sim"]) if "proto_sim" in arrays else None,
+            clean_prob=np.asarray(arrays["clean_prob"]),
+            prototype_weight=float(arrays["prototype_weight"]),
+            prototype_temperature=float(arrays["prototype_temperature"]),
+        )
