@@ -13,7 +13,7 @@ SSLS = Registry("ssl", section="ssl")
 
 @dataclass(frozen=True)
 class MixMatchParams:
-    alpha: float = param(4.0, gt=0.0)  # Beta(alpha, alpha) of the mixup (DivideMix: 4)
+    alpha: float = param(0.75, gt=0.0)  # Beta(alpha, alpha) of the mixup (MixMatch: 0.75)
     temperature: float = param(0.5, gt=0.0, le=1.0)  # sharpening temperature T
     lambda_u: float = param(25.0, ge=0.0)  # unlabelled loss weight (ramped)
     rampup_epochs: int = param(16, ge=0)  # linear ramp of lambda_u after warm-up
