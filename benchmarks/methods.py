@@ -150,7 +150,7 @@ def setting_params(
     over.update(ONE_NET_CE if METHODS[method] is None else METHODS[method])
     over.update(extra)
     params = with_overrides(load_params(REPO / "params.yaml"), over)
-    split = split_budget(params, budget or spec["budget"])
+    split = split_budget(params, spec["budget"] if budget is None else budget)
     return with_overrides(params, {**split, **extra})
 
 
@@ -226,7 +226,9 @@ def _pipeline(params: Any, prepared: Any, runtime: Any, opts: Options, name: str
     out = {k: m[k] for k in keys if k in m}
     if opts.curves:
         out["curve"] = curve
-    if opts.evidence_dir is not None:
+    if (
+        opts.evidence_dir is not None and prepared.true_labels is not None
+    ):  # benchmarks: truth known
         path = opts.evidence_dir / f"{name}.npz"
         np.savez(path, **res.evidence.arrays(), true_labels=prepared.true_labels)
         out["evidence"] = str(path)
@@ -248,9 +250,10 @@ def replay(files: list[Path], overrides: dict[str, Any]) -> str:
     for f in files:
         with np.load(f, allow_pickle=False) as arrays:
             ev, truth = Evidence.from_arrays(arrays), np.asarray(arrays["true_labels"])
-        fix = ev.decide(p)
-        f1 = detection_scores(fix.is_label_issue, ev.labels != truth)["f1"]
-        given, corrected = (ev.labels == truth).mean(), (fix.corrected_label == truth).mean()
+        fix, known = ev.decide(p), truth >= 0  # scored on the rows whose truth is known
+        given, truth = ev.labels[known], truth[known]
+        f1 = detection_scores(fix.is_label_issue[known], given != truth)["f1"]
+        given, corrected = (given == truth).mean(), (fix.corrected_label[known] == truth).mean()
         lines.append(
             f"| {f.stem} | {100 * f1:.1f} | {100 * fix.is_label_issue.mean():.1f} | "
             f"{100 * given:.1f} -> {100 * corrected:.1f} |"
