@@ -226,9 +226,7 @@ def _pipeline(params: Any, prepared: Any, runtime: Any, opts: Options, name: str
     out = {k: m[k] for k in keys if k in m}
     if opts.curves:
         out["curve"] = curve
-    if (
-        opts.evidence_dir is not None and prepared.true_labels is not None
-    ):  # benchmarks: truth known
+    if opts.evidence_dir is not None and prepared.true_labels is not None:  # replay needs truth
         path = opts.evidence_dir / f"{name}.npz"
         np.savez(path, **res.evidence.arrays(), true_labels=prepared.true_labels)
         out["evidence"] = str(path)
