@@ -634,8 +634,8 @@ def correct(
         np.stack(probs),
         proto_sim,
         division.clean_prob.mean(axis=0),
-        prototype_weight=getattr(p, "prototype_weight", 0.5),
-        prototype_temperature=getattr(p, "prototype_temperature", 0.1),
+        prototype_weight=getattr(p, "prototype_weight", decide.PROTOTYPE_WEIGHT),
+        prototype_temperature=getattr(p, "prototype_temperature", decide.PROTOTYPE_TEMPERATURE),
     )
     return CorrectResult(
         nets,

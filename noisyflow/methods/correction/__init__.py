@@ -10,6 +10,10 @@ from noisyflow.methods.registry import NoParams, Registry
 
 CORRECTIONS = Registry("correction", section="correction")
 
+# Defaults of the prototype vote, one place for `decide.decide`, `decide.Evidence` and the params.
+PROTOTYPE_WEIGHT = 0.5  # share of the prototype vote against the networks'
+PROTOTYPE_TEMPERATURE = 0.1  # softmax temperature of the cosine similarities
+
 
 @dataclass(frozen=True)
 class PrototypeParams:
@@ -23,8 +27,8 @@ class PrototypeParams:
     samples_per_class: int = param(400, ge=2)  # m candidates per class (Han et al.: 1280)
     density_quantile: float = param(0.4, gt=0.0, lt=1.0)  # S_c = similarity at this top fraction
     max_similarity: float = param(0.95, gt=0.0, le=1.0)  # prototypes less similar than this
-    prototype_temperature: float = param(0.1, gt=0.0)  # softmax temperature of the vote
-    prototype_weight: float = param(0.5, ge=0.0, le=1.0)  # share of the vote vs the networks
+    prototype_temperature: float = param(PROTOTYPE_TEMPERATURE, gt=0.0)  # vote's softmax temp.
+    prototype_weight: float = param(PROTOTYPE_WEIGHT, ge=0.0, le=1.0)  # vote vs networks
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,8 @@ class VoteParams:
     samples_per_class: int = param(400, ge=2)
     density_quantile: float = param(0.4, gt=0.0, lt=1.0)
     max_similarity: float = param(0.95, gt=0.0, le=1.0)
-    prototype_temperature: float = param(0.1, gt=0.0)
-    prototype_weight: float = param(0.5, ge=0.0, le=1.0)  # share of the prototype vote
+    prototype_temperature: float = param(PROTOTYPE_TEMPERATURE, gt=0.0)
+    prototype_weight: float = param(PROTOTYPE_WEIGHT, ge=0.0, le=1.0)  # share of the prototype vote
 
 
 @CORRECTIONS.register(

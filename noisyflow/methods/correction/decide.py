@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from noisyflow.config import CorrectParams
+from noisyflow.methods.correction import PROTOTYPE_TEMPERATURE, PROTOTYPE_WEIGHT
 from noisyflow.types import Correction
 
 
@@ -26,8 +27,8 @@ def decide(
     clean_prob: np.ndarray,
     p: CorrectParams,
     *,
-    prototype_weight: float = 0.5,
-    prototype_temperature: float = 0.1,
+    prototype_weight: float = PROTOTYPE_WEIGHT,
+    prototype_temperature: float = PROTOTYPE_TEMPERATURE,
 ) -> Correction:
     """Args: labels (N,) given; net_probs (M, N, K) softmax of each network; proto_sim (N, K)
     mean cosine similarity to each class's prototypes or None; clean_prob (N,).
@@ -72,8 +73,8 @@ class Evidence:
     net_probs: np.ndarray  # (M, N, K)
     proto_sim: np.ndarray | None  # (N, K) or None
     clean_prob: np.ndarray  # (N,)
-    prototype_weight: float = 0.5
-    prototype_temperature: float = 0.1
+    prototype_weight: float = PROTOTYPE_WEIGHT
+    prototype_temperature: float = PROTOTYPE_TEMPERATURE
 
     def decide(self, p: CorrectParams) -> Correction:
         return decide(
