@@ -109,17 +109,17 @@ METHODS: dict[str, dict[str, Any] | None] = {
     "selflearning": {**ONE_NET_CE, "method.correction": "prototype"},
     "fixmatch": {"method.ssl": "fixmatch", "method.correction": "none"},
     "dividemix": {"method.correction": "none"},
-    "noisyflow": {},  # the defaults of params.yaml
+    "noisyflow": {},  # the defaults of params.yaml: DivideMix, then the prototype vote
     # combinations
     "dividemix+gce": {"method.correction": "none", "method.loss": "gce"},
-    "dividemix+vote": {"method.correction": "prototype_vote"},
+    "dividemix+selflearning": {"method.correction": "prototype"},  # the defaults until 2026-12-04
     "aum+mixmatch": {"method.selection": "aum", "method.correction": "none"},
     "coteaching+selflearning": {
         "method.selection": "coteaching",
         "method.ssl": "none",
         "method.correction": "prototype",
     },
-    "fixmatch+selflearning": {"method.ssl": "fixmatch"},
+    "fixmatch+selflearning": {"method.ssl": "fixmatch", "method.correction": "prototype"},
 }
 COST = {"cleanlab": 6, "noisyflow": 5, "fixmatch": 4}  # relative run time, for scheduling
 

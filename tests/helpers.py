@@ -22,6 +22,7 @@ TINY: dict[str, Any] = {
     "warmup.epochs": 1,
     "train.epochs": 2,
     "ssl.mixmatch.rampup_epochs": 1,
+    "method.correction": "prototype",  # the longest chain: self-learning trains in `correct`
     "correction.prototype.rounds": 1,
     "correction.prototype.epochs": 1,
     "correction.prototype.samples_per_class": 40,

@@ -88,7 +88,7 @@ class MethodParams:
     selection: str = "gmm"  # selection.<name>
     ssl: str = "mixmatch"  # ssl.<name>
     mixup: str = "none"  # mixing.<name>
-    correction: str = "prototype"  # correction.<name>
+    correction: str = "prototype_vote"  # correction.<name>
 
     def __post_init__(self) -> None:
         for family in FAMILIES:
@@ -158,6 +158,7 @@ class CorrectParams:
     min_confidence: float = param(0.5, ge=0.0, le=1.0)  # ensemble probability of the new label
     require_agreement: bool = True  # every network (and the prototype vote) must agree
     clean_margin: float = param(0.2, ge=0.0)  # bonus of the given label x its clean probability
+    max_clean_prob: float = param(1.0, ge=0.0, le=1.0)  # labels the split trusts more are kept
 
 
 @dataclass(frozen=True)

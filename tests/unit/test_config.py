@@ -32,11 +32,13 @@ def test_repo_params_match_the_interface_contract():
     assert (p.data.noise.type, p.data.noise.rate, p.data.noise.seed) == ("symmetric", 0.4, 0)
     assert p.data.noise.include_true_class is False
     assert (p.method.loss, p.method.selection, p.method.ssl) == ("ce", "gmm", "mixmatch")
-    assert (p.method.correction, p.method.mixup, p.method.networks) == ("prototype", "none", 2)
+    assert (p.method.correction, p.method.mixup, p.method.networks) == ("prototype_vote", "none", 2)
     assert p.warmup.epochs > 0 and p.train.epochs > 0
     # the chosen methods' own params are reachable through `chosen`
     assert p.chosen("selection") == p.selection.gmm and p.chosen("loss") == p.losses.ce
-    assert p.chosen("ssl") == p.ssl.mixmatch and p.chosen("correction") == p.correction.prototype
+    assert (
+        p.chosen("ssl") == p.ssl.mixmatch and p.chosen("correction") == p.correction.prototype_vote
+    )
 
 
 def all_resolutions(key: str) -> list[str]:

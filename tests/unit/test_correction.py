@@ -158,11 +158,12 @@ def one_net(*rows):
     return np.array([rows], dtype=np.float64)
 
 
-def rule(min_confidence=0.5, require_agreement=True, clean_margin=0.05):
+def rule(min_confidence=0.5, require_agreement=True, clean_margin=0.05, max_clean_prob=1.0):
     return CorrectParams(
         min_confidence=min_confidence,
         require_agreement=require_agreement,
         clean_margin=clean_margin,
+        max_clean_prob=max_clean_prob,
     )
 
 
@@ -286,6 +287,17 @@ def test_large_margin_trusts_the_clean_probability():
     assert trusted.label_quality == pytest.approx([10.2 / 11.0])
     doubted = decide(labels, probs, None, np.array([0.0]), rule(clean_margin=10))
     assert doubted.is_label_issue[0] and doubted.corrected_label[0] == 1
+
+
+def test_a_label_the_split_trusts_is_flagged_but_kept():
+    labels = np.array([0, 0, 0])
+    probs = one_net([0.1, 0.9], [0.1, 0.9], [0.1, 0.9])
+    clean = np.array([0.5, 0.51, 0.0])
+    out = decide(labels, probs, None, clean, rule(max_clean_prob=0.5))
+    assert out.is_label_issue.tolist() == [True, True, True]  # the evidence still says so
+    assert out.corrected_label.tolist() == [1, 0, 1]  # changed only at clean_prob <= 0.5
+    off = decide(labels, probs, None, clean, rule(max_clean_prob=1.0))
+    assert off.corrected_label.tolist() == [1, 1, 1]
 
 
 def test_zero_margin_ignores_the_clean_probability():

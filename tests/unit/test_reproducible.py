@@ -14,6 +14,7 @@ TINY = {
     "model.width": 4,
     "warmup.epochs": 1,
     "train.epochs": 1,
+    "method.correction": "prototype",  # the longest chain: self-learning trains in `correct`
     "correction.prototype.rounds": 1,
     "correction.prototype.epochs": 1,
     "correction.prototype.samples_per_class": 40,

@@ -3,8 +3,9 @@
 Evidence per sample: the networks' probabilities, optionally blended with a prototype vote, and
 the selection's clean probability (a tie-breaker for the given label). A sample is flagged when
 the blended evidence prefers another class; its label is *changed* only when the evidence is
-strong — the new class has at least `min_confidence` and, with `require_agreement`, every network
-and the prototype vote pick it — so a correction never trades a right label for a coin flip.
+strong — the new class has at least `min_confidence`, with `require_agreement` every network
+and the prototype vote pick it, and the split does not trust the given label (clean probability
+at most `max_clean_prob`) — so a correction never trades a right label for a coin flip.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def decide(
     pred = (1 - beta) * mean_m net_probs + beta * softmax(proto_sim / tau)  (beta = weight)
     q = pred + clean_margin * clean_prob * onehot(given);  suggested = argmax q
     is_label_issue = suggested != given;  label_quality = q[given] / sum(q)
-    corrected = suggested where flagged, pred[suggested] >= min_confidence and (with
-    require_agreement) every network's argmax and the prototype argmax equal suggested; else given.
+    corrected = suggested where flagged, pred[suggested] >= min_confidence, clean_prob <=
+    max_clean_prob and (with require_agreement) every network's argmax and the prototype argmax
+    equal suggested; else given.
     """
     n, k = len(labels), net_probs.shape[-1]
     pred = net_probs.mean(axis=0)
@@ -53,6 +55,7 @@ def decide(
     suggested = q.argmax(axis=1)
     flagged = suggested != labels
     strong = pred[np.arange(n), suggested] >= p.min_confidence
+    strong &= np.asarray(clean_prob) <= p.max_clean_prob
     if p.require_agreement:
         strong &= np.all(np.stack(votes) == suggested, axis=0)
     corrected = np.where(flagged & strong, suggested, labels)
