@@ -39,7 +39,8 @@ def test_method_benchmark_records_curves_and_replays_the_saved_decision(tmp_path
     out, ev = tmp_path / "rows.jsonl", tmp_path / "evidence"
     tiny = ["model.width=4", "correction.prototype.rounds=1", "correction.prototype.epochs=1"]
     proc = _methods(
-        "--suite", "digits", "--settings", "sym-40", "--methods", "noisyflow", "--seeds", "0",
+        "--suite", "digits", "--settings", "sym-40", "--methods", "dividemix+selflearning",
+        "--seeds", "0",
         "--budget", "5", "--curves", "--save-evidence", str(ev), "--out", str(out),
         *(x for kv in tiny for x in ("--set", kv)),
     )  # fmt: skip
@@ -49,7 +50,7 @@ def test_method_benchmark_records_curves_and_replays_the_saved_decision(tmp_path
     phases = [(c["phase"], c["epoch"]) for c in row["curve"]]
     assert phases == [("warmup", 0), ("warmup", 1), ("warmup", 2), ("train", 0), ("correct", 0)]
     assert all(0 <= c["test_accuracy"] <= 1 for c in row["curve"] if c["phase"] != "correct")
-    npz = ev / "digits-sym-40-seed0-noisyflow.npz"
+    npz = ev / "digits-sym-40-seed0-dividemix+selflearning.npz"
     assert row["evidence"] == str(npz)
 
     same = _methods("--replay", str(npz))

@@ -205,7 +205,7 @@ def test_summary_reaches_parent_and_compare_prints_it(tracking_env, tmp_path, mo
     assert newest["metrics"] == {"test_accuracy": 0.875, "detection_f1": 0.75}
     line = row(newest)
     assert line["noise"] == "asymmetric 0.3" and line["test_acc"] == "0.8750"
-    assert line["method"] == "gmm+none+prototype" and line["model"] == "cnn/16"
+    assert line["method"] == "gmm+none+prototype_vote" and line["model"] == "cnn/16"
     assert cli.main(["compare", "--experiment", EXPERIMENT, "--last", "1"]) == 0
     header, *lines = capsys.readouterr().out.splitlines()
     assert header.split()[:3] == ["run", "started", "status"]
