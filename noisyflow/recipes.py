@@ -611,7 +611,8 @@ def correct(
     rng = np.random.default_rng(params.seed + 200)
     history: list[dict[str, float]] = []
     saved = None
-    if CORRECTIONS.get(name).obj.trains:
+    method = CORRECTIONS.get(name).obj
+    if method.trains:
         nets, history, saved = _self_learning(
             params, prepared, nets, data, candidates, runtime, checkpointer, on_epoch_end
         )
@@ -621,7 +622,7 @@ def correct(
         probs.append(torch.softmax(logits, 1).cpu().numpy())
         feats.append(f.cpu())
     proto_sim = None
-    if name in ("prototype", "prototype_vote"):
+    if method.prototypes:
         sims = [
             prototypes.similarity_to_prototypes(
                 f, prepared.labels, candidates, prepared.num_classes, p, rng

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import noisyflow.config  # noqa: F401  (imported first: config <-> methods import cycle)
 from noisyflow.config import CorrectParams
-from noisyflow.methods.correction import PrototypeParams
+from noisyflow.methods.correction import CORRECTIONS, PrototypeParams
 from noisyflow.methods.correction.decide import Evidence, decide
 from noisyflow.methods.correction.prototypes import (
     class_prototypes,
@@ -332,3 +332,16 @@ def test_saved_evidence_replays_the_same_decision(tmp_path, with_prototypes):
     np.testing.assert_array_equal(got.is_label_issue, want.is_label_issue)
     np.testing.assert_allclose(got.label_quality, want.label_quality)
     assert (back.proto_sim is None) == (not with_prototypes)
+
+
+def test_which_corrections_train_and_which_read_prototypes():
+    """recipes.correct dispatches on these two flags, not on names."""
+    flags = {
+        n: (CORRECTIONS.get(n).obj.trains, CORRECTIONS.get(n).obj.prototypes)
+        for n in CORRECTIONS.names()
+    }
+    assert flags == {
+        "prototype": (True, True),
+        "prototype_vote": (False, True),
+        "none": (False, False),
+    }

@@ -50,6 +50,7 @@ class SelfLearning:
     """Deep self-learning: alternate prototype label correction with training on y and y_hat."""
 
     trains = True
+    prototypes = True
 
 
 @CORRECTIONS.register(
@@ -59,6 +60,7 @@ class PrototypeVote:
     """One-shot vote: the networks' prediction blended with prototype similarity."""
 
     trains = False
+    prototypes = True
 
 
 @CORRECTIONS.register("none", params=NoParams, paper="the networks' prediction")
@@ -66,3 +68,4 @@ class NetworksOnly:
     """No prototypes: the networks' ensemble prediction decides."""
 
     trains = False
+    prototypes = False
