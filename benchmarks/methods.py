@@ -121,7 +121,12 @@ METHODS: dict[str, dict[str, Any] | None] = {
     },
     "fixmatch+selflearning": {"method.ssl": "fixmatch", "method.correction": "prototype"},
 }
-COST = {"cleanlab": 6, "noisyflow": 5, "fixmatch": 4}  # relative run time, for scheduling
+COST = {
+    "cleanlab": 6,
+    "noisyflow": 5,
+    "dividemix+selflearning": 5,
+    "fixmatch": 4,
+}  # relative run time, for scheduling
 
 
 def split_budget(params: Any, budget: int) -> dict[str, int]:

@@ -604,14 +604,13 @@ def correct(
     """The chosen correction: Han et al.'s self-learning rounds (prototypes -> pseudo-labels ->
     training on (1 - alpha) CE(y) + alpha CE(y_hat)), a one-shot prototype vote, or the
     networks alone; then the conservative decision of `correct:` for every training sample."""
-    name = params.method.correction
     p = params.chosen("correction")
     data = TrainData(prepared.x_train, prepared.labels, runtime)
     candidates = division.labelled.any(axis=0)
     rng = np.random.default_rng(params.seed + 200)
     history: list[dict[str, float]] = []
     saved = None
-    method = CORRECTIONS.get(name).obj
+    method = CORRECTIONS.get(params.method.correction).obj
     if method.trains:
         nets, history, saved = _self_learning(
             params, prepared, nets, data, candidates, runtime, checkpointer, on_epoch_end

@@ -42,6 +42,7 @@ def decide(
     equal suggested; else given.
     """
     n, k = len(labels), net_probs.shape[-1]
+    clean_prob = np.asarray(clean_prob)
     pred = net_probs.mean(axis=0)
     votes = [net_probs[m].argmax(axis=1) for m in range(len(net_probs))]
     proto_label = np.full(n, -1)
@@ -51,11 +52,11 @@ def decide(
         proto_label = proto_sim.argmax(axis=1)
         votes.append(proto_label)
     onehot = np.eye(k)[labels]
-    q = pred + p.clean_margin * np.asarray(clean_prob)[:, None] * onehot
+    q = pred + p.clean_margin * clean_prob[:, None] * onehot
     suggested = q.argmax(axis=1)
     flagged = suggested != labels
     strong = pred[np.arange(n), suggested] >= p.min_confidence
-    strong &= np.asarray(clean_prob) <= p.max_clean_prob
+    strong &= clean_prob <= p.max_clean_prob
     if p.require_agreement:
         strong &= np.all(np.stack(votes) == suggested, axis=0)
     corrected = np.where(flagged & strong, suggested, labels)
