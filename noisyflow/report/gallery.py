@@ -3,8 +3,9 @@ quality first, each captioned with its given class, the suggested class and the 
 
 The suggested class is the corrected label where the correction changed it; where a sample is
 flagged but its label was kept (the evidence was below `correct.min_confidence`, the votes
-disagreed, or the split trusted the label: clean probability above `correct.max_clean_prob`) it
-is the final networks' most probable class other than the given one, marked "*".
+disagreed, the split trusted the label: clean probability above `correct.max_clean_prob`, or
+Bayes' rule with the estimated noise transition kept it: `correct.transition`) it is the final
+networks' most probable class other than the given one, marked "*".
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyflow.methods.correction.decide import transition_estimate
 from noisyflow.report.figure import pyplot, save
 
 ANNOTATE_UP_TO = 12  # write the percentages in the cells for at most this many classes
@@ -19,10 +20,8 @@ ANNOTATE_UP_TO = 12  # write the percentages in the cells for at most this many 
 
 def estimate(suggested: np.ndarray, given: np.ndarray, num_classes: int) -> np.ndarray:
     """Row-normalised counts of (suggested class, given label); rows without samples are 0."""
-    counts = np.zeros((num_classes, num_classes))
-    np.add.at(counts, (np.asarray(suggested), np.asarray(given)), 1)
-    totals = counts.sum(axis=1, keepdims=True)
-    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    onehot = np.eye(num_classes)[np.asarray(suggested)]
+    return transition_estimate(onehot, np.asarray(given))
 
 
 def describe(matrix: np.ndarray) -> str:

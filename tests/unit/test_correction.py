@@ -13,7 +13,12 @@ import torch.nn.functional as F
 import noisyflow.config  # noqa: F401  (imported first: config <-> methods import cycle)
 from noisyflow.config import CorrectParams
 from noisyflow.methods.correction import CORRECTIONS, PrototypeParams
-from noisyflow.methods.correction.decide import Evidence, decide
+from noisyflow.methods.correction.decide import (
+    Evidence,
+    decide,
+    noise_aware_posterior,
+    transition_estimate,
+)
 from noisyflow.methods.correction.prototypes import (
     class_prototypes,
     prototype_similarity,
@@ -158,12 +163,19 @@ def one_net(*rows):
     return np.array([rows], dtype=np.float64)
 
 
-def rule(min_confidence=0.5, require_agreement=True, clean_margin=0.05, max_clean_prob=1.0):
+def rule(
+    min_confidence=0.5,
+    require_agreement=True,
+    clean_margin=0.05,
+    max_clean_prob=1.0,
+    transition=False,
+):
     return CorrectParams(
         min_confidence=min_confidence,
         require_agreement=require_agreement,
         clean_margin=clean_margin,
         max_clean_prob=max_clean_prob,
+        transition=transition,
     )
 
 
@@ -298,6 +310,46 @@ def test_a_label_the_split_trusts_is_flagged_but_kept():
     assert out.corrected_label.tolist() == [1, 0, 1]  # changed only at clean_prob <= 0.5
     off = decide(labels, probs, None, clean, rule(max_clean_prob=1.0))
     assert off.corrected_label.tolist() == [1, 1, 1]
+
+
+# Pairwise noise in miniature: 4 clean images of class 0, 4 of class 2, and one labelled 0 that
+# the evidence calls 2 (0.7). Class 2 is rarely labelled 0, so Bayes keeps the given label.
+PAIRWISE_PRED = np.array([[0.9, 0.05, 0.05]] * 4 + [[0.05, 0.05, 0.9]] * 4 + [[0.3, 0.0, 0.7]])
+PAIRWISE_LABELS = np.array([0, 0, 0, 0, 2, 2, 2, 2, 0])
+
+
+def test_transition_counts_each_prediction_under_its_given_label():
+    t = transition_estimate(PAIRWISE_PRED, PAIRWISE_LABELS)
+    # row 2: mass 4 x 0.9 + 4 x 0.05 ... under label 2 = 3.6, under label 0 = 4 x 0.05 + 0.7 = 0.9
+    np.testing.assert_allclose(t[2], [0.9 / 4.5, 0.0, 3.6 / 4.5])
+    np.testing.assert_allclose(t[0], [3.9 / 4.1, 0.0, 0.2 / 4.1])
+    np.testing.assert_allclose(t[1], [0.5, 0.0, 0.5])  # 8 x 0.05, half under each label
+    assert transition_estimate(np.array([[1.0, 0.0]]), np.array([0]))[1].tolist() == [0, 0]
+
+
+def test_noise_aware_posterior_is_bayes_rule():
+    t = np.array([[0.6, 0.4, 0.0], [0.0, 1.0, 0.0], [0.1, 0.1, 0.8]])  # P(given | class)
+    pred, labels = np.array([[0.2, 0.5, 0.3], [0.5, 0.0, 0.5]]), np.array([1, 0])
+    post = noise_aware_posterior(pred, labels, t)
+    np.testing.assert_allclose(post[0], np.array([0.08, 0.5, 0.03]) / 0.61)
+    np.testing.assert_allclose(post[1], np.array([0.3, 0.0, 0.05]) / 0.35)
+
+
+def test_transition_keeps_a_label_the_noise_rarely_produces():
+    clean = np.zeros(len(PAIRWISE_LABELS))
+    probs = PAIRWISE_PRED[None]
+    off = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=False))
+    on = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=True))
+    assert off.corrected_label[-1] == 2  # 0.7 >= min_confidence, one network agrees
+    # posterior of the last row: 0.3 x 3.9/4.1 = 0.285 for 0 against 0.7 x 0.9/4.5 = 0.14 for 2
+    assert on.corrected_label[-1] == 0
+    assert on.is_label_issue[-1]  # still flagged: the gate decides the change, not the flag
+    assert (on.corrected_label[:-1] == PAIRWISE_LABELS[:-1]).all()
+    # the same image among labels that class 2 often receives is changed
+    often = PAIRWISE_LABELS.copy()
+    often[4:6] = 0  # two more images of class 2 labelled 0: T[2, 0] = 2.7 / 4.5
+    both = decide(often, probs, None, clean, rule(transition=True))
+    assert both.corrected_label.tolist() == [0, 0, 0, 0, 2, 2, 2, 2, 2]
 
 
 def test_zero_margin_ignores_the_clean_probability():

@@ -4,8 +4,10 @@ Evidence per sample: the networks' probabilities, optionally blended with a prot
 the selection's clean probability (a tie-breaker for the given label). A sample is flagged when
 the blended evidence prefers another class; its label is *changed* only when the evidence is
 strong — the new class has at least `min_confidence`, with `require_agreement` every network
-and the prototype vote pick it, and the split does not trust the given label (clean probability
-at most `max_clean_prob`) — so a correction never trades a right label for a coin flip.
+and the prototype vote pick it, the split does not trust the given label (clean probability
+at most `max_clean_prob`), and with `transition` the new class also wins once the given label is
+weighed in by Bayes' rule with the noise transition estimated from the same evidence — so a
+correction never trades a right label for a coin flip.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def decide(
     q = pred + clean_margin * clean_prob * onehot(given);  suggested = argmax q
     is_label_issue = suggested != given;  label_quality = q[given] / sum(q)
     corrected = suggested where flagged, pred[suggested] >= min_confidence, clean_prob <=
-    max_clean_prob and (with require_agreement) every network's argmax and the prototype argmax
-    equal suggested; else given.
+    max_clean_prob, (with require_agreement) every network's argmax and the prototype argmax
+    equal suggested and (with transition) suggested = argmax of `noise_aware_posterior`; else given.
     """
     n, k = len(labels), net_probs.shape[-1]
     clean_prob = np.asarray(clean_prob)
@@ -57,6 +59,9 @@ def decide(
     flagged = suggested != labels
     strong = pred[np.arange(n), suggested] >= p.min_confidence
     strong &= clean_prob <= p.max_clean_prob
+    if p.transition:
+        post = noise_aware_posterior(pred, labels, transition_estimate(pred, labels))
+        strong &= post.argmax(axis=1) == suggested
     if p.require_agreement:
         strong &= np.all(np.stack(votes) == suggested, axis=0)
     corrected = np.where(flagged & strong, suggested, labels)
@@ -66,6 +71,31 @@ def decide(
         is_label_issue=flagged,
         prototype_label=proto_label.astype(np.int64),
     )
+
+
+def transition_estimate(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """T[j, c] ~ P(given label c | class j), (K, K): every sample's predicted distribution
+    counted under its given label, rows normalised: a soft confusion matrix of the evidence
+    against the labels (Northcutt et al., JAIR 2021, count thresholded hard predictions instead:
+    the confident joint). One-hot `pred` gives plain counts. Rows without mass are 0."""
+    k = pred.shape[1]
+    counts = np.zeros((k, k))
+    np.add.at(counts.T, labels, pred)  # counts[j, labels[i]] += pred[i, j]
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def noise_aware_posterior(
+    pred: np.ndarray, labels: np.ndarray, transition: np.ndarray
+) -> np.ndarray:
+    """P(class j | x, given label y) ∝ T[j, y] · pred[j] (Bayes' rule, pred read as P(j | x)).
+
+    Where the noise is pairwise (a truck labelled automobile, never ship), a class that the given
+    label is rarely confused with needs overwhelming evidence, so the networks' ordinary mistakes
+    do not overwrite right labels; under symmetric noise the weight is flat off the diagonal."""
+    post = pred * transition[:, labels].T
+    total = post.sum(axis=1, keepdims=True)
+    return np.divide(post, total, out=np.zeros_like(post), where=total > 0)
 
 
 @dataclass(frozen=True)
