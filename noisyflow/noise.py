@@ -207,5 +207,10 @@ def transition_matrix(
     """Realised T[i, j] = P(noisy = j | true = i), shape (K, K); rows of absent classes are 0."""
     counts = np.zeros((num_classes, num_classes), dtype=np.float64)
     np.add.at(counts, (true_labels, noisy_labels), 1.0)
+    return row_normalise(counts)
+
+
+def row_normalise(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum; rows that sum to 0 stay 0."""
     totals = counts.sum(axis=1, keepdims=True)
     return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisyflow.methods.correction.decide import transition_estimate
+from noisyflow.noise import transition_matrix
 from noisyflow.report.figure import pyplot, save
 
 ANNOTATE_UP_TO = 12  # write the percentages in the cells for at most this many classes
@@ -20,8 +20,7 @@ ANNOTATE_UP_TO = 12  # write the percentages in the cells for at most this many 
 
 def estimate(suggested: np.ndarray, given: np.ndarray, num_classes: int) -> np.ndarray:
     """Row-normalised counts of (suggested class, given label); rows without samples are 0."""
-    onehot = np.eye(num_classes)[np.asarray(suggested)]
-    return transition_estimate(onehot, np.asarray(given))
+    return transition_matrix(np.asarray(suggested), np.asarray(given), num_classes)
 
 
 def describe(matrix: np.ndarray) -> str:

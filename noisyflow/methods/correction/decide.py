@@ -20,6 +20,7 @@ import torch
 
 from noisyflow.config import CorrectParams
 from noisyflow.methods.correction import PROTOTYPE_TEMPERATURE, PROTOTYPE_WEIGHT
+from noisyflow.noise import row_normalise
 from noisyflow.types import Correction
 
 
@@ -77,12 +78,11 @@ def transition_estimate(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """T[j, c] ~ P(given label c | class j), (K, K): every sample's predicted distribution
     counted under its given label, rows normalised: a soft confusion matrix of the evidence
     against the labels (Northcutt et al., JAIR 2021, count thresholded hard predictions instead:
-    the confident joint). One-hot `pred` gives plain counts. Rows without mass are 0."""
+    the confident joint). Rows without mass are 0."""
     k = pred.shape[1]
     counts = np.zeros((k, k))
     np.add.at(counts.T, labels, pred)  # counts[j, labels[i]] += pred[i, j]
-    totals = counts.sum(axis=1, keepdims=True)
-    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    return row_normalise(counts)
 
 
 def noise_aware_posterior(
