@@ -159,7 +159,7 @@ class CorrectParams:
     require_agreement: bool = True  # every network (and the prototype vote) must agree
     clean_margin: float = param(0.2, ge=0.0)  # bonus of the given label x its clean probability
     max_clean_prob: float = param(1.0, ge=0.0, le=1.0)  # labels the split trusts more are kept
-    transition: bool = False  # the change must also win under the estimated P(given | class)
+    transition: bool = True  # the change must also win under the estimated P(given | class)
 
 
 @dataclass(frozen=True)

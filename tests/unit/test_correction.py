@@ -312,19 +312,20 @@ def test_a_label_the_split_trusts_is_flagged_but_kept():
     assert off.corrected_label.tolist() == [1, 1, 1]
 
 
-# Pairwise noise in miniature: 4 clean images of class 0, 4 of class 2, and one labelled 0 that
-# the evidence calls 2 (0.7). Class 2 is rarely labelled 0, so Bayes keeps the given label.
-PAIRWISE_PRED = np.array([[0.9, 0.05, 0.05]] * 4 + [[0.05, 0.05, 0.9]] * 4 + [[0.3, 0.0, 0.7]])
-PAIRWISE_LABELS = np.array([0, 0, 0, 0, 2, 2, 2, 2, 0])
-
-
-def test_transition_counts_each_prediction_under_its_given_label():
-    t = transition_estimate(PAIRWISE_PRED, PAIRWISE_LABELS)
-    # row 2: mass 4 x 0.9 + 4 x 0.05 ... under label 2 = 3.6, under label 0 = 4 x 0.05 + 0.7 = 0.9
-    np.testing.assert_allclose(t[2], [0.9 / 4.5, 0.0, 3.6 / 4.5])
-    np.testing.assert_allclose(t[0], [3.9 / 4.1, 0.0, 0.2 / 4.1])
-    np.testing.assert_allclose(t[1], [0.5, 0.0, 0.5])  # 8 x 0.05, half under each label
-    assert transition_estimate(np.array([[1.0, 0.0]]), np.array([0]))[1].tolist() == [0, 0]
+def test_transition_counts_the_given_labels_of_each_class_anchors():
+    pred = np.array(
+        [[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.7, 0.1, 0.2], [0.6, 0.2, 0.2]]  # assigned 0
+        + [[0.05, 0.0, 0.95], [0.1, 0.0, 0.9], [0.15, 0.0, 0.85], [0.2, 0.0, 0.8]]  # assigned 2
+    )
+    labels = np.array([0, 0, 2, 0, 2, 0, 2, 0])
+    # anchors: pred_j at or above the median of the samples assigned to j -> the first two of each
+    t = transition_estimate(pred, labels, quantile=0.5, prior=1.0)
+    np.testing.assert_allclose(t[0], np.array([2 + 1, 1, 1]) / 5)  # labels 0, 0
+    np.testing.assert_allclose(t[2], np.array([1 + 1, 1, 1 + 1]) / 5)  # labels 2, 0
+    np.testing.assert_allclose(t[1], [1 / 3] * 3)  # no sample assigned 1: the prior alone
+    bare = transition_estimate(pred, labels, quantile=0.0, prior=0.0)  # every assigned sample
+    np.testing.assert_allclose(bare[0], [3 / 4, 0, 1 / 4])
+    assert bare[1].tolist() == [0, 0, 0]
 
 
 def test_noise_aware_posterior_is_bayes_rule():
@@ -335,21 +336,35 @@ def test_noise_aware_posterior_is_bayes_rule():
     np.testing.assert_allclose(post[1], np.array([0.3, 0.0, 0.05]) / 0.35)
 
 
+# Pairwise noise in miniature: 6 images of class 0, all labelled 0; 6 of class 2, half labelled 0
+# (class 2 -> 0 is the noise); then two images the evidence doubts (0.7), one in each direction.
+PAIRWISE_PRED = np.array(
+    [[0.9, 0.05, 0.05]] * 6 + [[0.05, 0.05, 0.9]] * 6 + [[0.7, 0.0, 0.3], [0.3, 0.0, 0.7]]
+)
+PAIRWISE_LABELS = np.array([0] * 6 + [2, 2, 2, 0, 0, 0] + [2, 0])
+
+
 def test_transition_keeps_a_label_the_noise_rarely_produces():
     clean = np.zeros(len(PAIRWISE_LABELS))
     probs = PAIRWISE_PRED[None]
     off = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=False))
     on = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=True))
-    assert off.corrected_label[-1] == 2  # 0.7 >= min_confidence, one network agrees
-    # posterior of the last row: 0.3 x 3.9/4.1 = 0.285 for 0 against 0.7 x 0.9/4.5 = 0.14 for 2
-    assert on.corrected_label[-1] == 0
-    assert on.is_label_issue[-1]  # still flagged: the gate decides the change, not the flag
-    assert (on.corrected_label[:-1] == PAIRWISE_LABELS[:-1]).all()
-    # the same image among labels that class 2 often receives is changed
-    often = PAIRWISE_LABELS.copy()
-    often[4:6] = 0  # two more images of class 2 labelled 0: T[2, 0] = 2.7 / 4.5
-    both = decide(often, probs, None, clean, rule(transition=True))
-    assert both.corrected_label.tolist() == [0, 0, 0, 0, 2, 2, 2, 2, 2]
+    assert off.corrected_label[-2:].tolist() == [0, 2]  # 0.7 >= min_confidence, one network
+    # T (anchors = the 12 confident images, 2 pseudo-counts per cell): row 0 = [8, 2, 2] / 12,
+    # row 2 = [5, 2, 5] / 12. Labelled 2, evidence 0: 0.7 x 2/12 = 0.117 for 0 < 0.3 x 5/12 =
+    # 0.125 for 2: kept. Labelled 0, evidence 2: 0.7 x 5/12 = 0.29 for 2 > 0.3 x 8/12 = 0.2: changed.
+    assert on.corrected_label[-2:].tolist() == [2, 2]
+    assert on.is_label_issue[-2:].tolist() == [True, True]  # the gate decides changes, not flags
+    assert (on.corrected_label[:-2] == off.corrected_label[:-2]).all()
+    # min_confidence holds in the posterior too: 0.292 / (0.292 + 0.2) = 0.593 for the change
+    assert (
+        decide(PAIRWISE_LABELS, probs, None, clean, rule(0.59, transition=True)).corrected_label[-1]
+        == 2
+    )
+    assert (
+        decide(PAIRWISE_LABELS, probs, None, clean, rule(0.6, transition=True)).corrected_label[-1]
+        == 0
+    )  # the networks' 0.7 reaches 0.6, the posterior does not
 
 
 def test_zero_margin_ignores_the_clean_probability():

@@ -5,9 +5,11 @@ the selection's clean probability (a tie-breaker for the given label). A sample 
 the blended evidence prefers another class; its label is *changed* only when the evidence is
 strong — the new class has at least `min_confidence`, with `require_agreement` every network
 and the prototype vote pick it, the split does not trust the given label (clean probability
-at most `max_clean_prob`), and with `transition` the new class also wins once the given label is
-weighed in by Bayes' rule with the noise transition estimated from the same evidence — so a
-correction never trades a right label for a coin flip.
+at most `max_clean_prob`), and with `transition` the new class also wins, and still reaches
+`min_confidence`, once the given label is weighed in by Bayes' rule with the noise transition
+estimated from the same evidence — so a correction never trades a right label for a coin flip,
+nor overwrites a class the noise does not produce (pairwise noise: birds labelled airplane, never
+airplanes labelled bird).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from noisyflow.config import CorrectParams
 from noisyflow.methods.correction import PROTOTYPE_TEMPERATURE, PROTOTYPE_WEIGHT
 from noisyflow.noise import row_normalise
 from noisyflow.types import Correction
+
+# The transition estimate of `correct.transition` (tuned on CIFAR-10 asym-40 seeds 0-2 and the
+# digits seeds 0-2 through `benchmarks/methods.py --replay`; see benchmarks/RESULTS.md).
+ANCHOR_QUANTILE = 0.5  # anchors of class j: the upper half of the samples assigned to j
+TRANSITION_PRIOR = 2.0  # Dirichlet pseudo-counts per cell of the anchors' label counts
 
 
 def decide(
@@ -42,7 +49,8 @@ def decide(
     is_label_issue = suggested != given;  label_quality = q[given] / sum(q)
     corrected = suggested where flagged, pred[suggested] >= min_confidence, clean_prob <=
     max_clean_prob, (with require_agreement) every network's argmax and the prototype argmax
-    equal suggested and (with transition) suggested = argmax of `noise_aware_posterior`; else given.
+    equal suggested and (with transition) suggested = argmax of `noise_aware_posterior` with at
+    least min_confidence there too; else given.
     """
     n, k = len(labels), net_probs.shape[-1]
     clean_prob = np.asarray(clean_prob)
@@ -63,6 +71,7 @@ def decide(
     if p.transition:
         post = noise_aware_posterior(pred, labels, transition_estimate(pred, labels))
         strong &= post.argmax(axis=1) == suggested
+        strong &= post[np.arange(n), suggested] >= p.min_confidence
     if p.require_agreement:
         strong &= np.all(np.stack(votes) == suggested, axis=0)
     corrected = np.where(flagged & strong, suggested, labels)
@@ -74,14 +83,31 @@ def decide(
     )
 
 
-def transition_estimate(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """T[j, c] ~ P(given label c | class j), (K, K): every sample's predicted distribution
-    counted under its given label, rows normalised: a soft confusion matrix of the evidence
-    against the labels (Northcutt et al., JAIR 2021, count thresholded hard predictions instead:
-    the confident joint). Rows without mass are 0."""
+def transition_estimate(
+    pred: np.ndarray,
+    labels: np.ndarray,
+    *,
+    quantile: float = ANCHOR_QUANTILE,
+    prior: float = TRANSITION_PRIOR,
+) -> np.ndarray:
+    """T[j, c] ~ P(given label c | class j), (K, K), from anchors: row j counts the given labels
+    of the samples the evidence assigns to j most surely (argmax j, pred[:, j] at or above the
+    `quantile` of those), plus `prior` pseudo-counts per cell (a Dirichlet prior: a direction no
+    anchor shows stays possible, and a row without anchors is uniform).
+
+    Anchors, not every sample's soft mass: networks trained on pairwise noise learn it (birds
+    predicted airplane because many birds are labelled airplane), and soft counts would read that
+    learned confusion as noise in the opposite direction, airplanes labelled bird. Anchor points
+    as in Patrini et al., CVPR 2017; counting confident predictions as cleanlab's confident joint
+    does (Northcutt et al., JAIR 2021)."""
     k = pred.shape[1]
-    counts = np.zeros((k, k))
-    np.add.at(counts.T, labels, pred)  # counts[j, labels[i]] += pred[i, j]
+    assigned = pred.argmax(axis=1)
+    counts = np.full((k, k), float(prior))
+    for j in range(k):
+        mine = assigned == j
+        if mine.any():
+            anchors = mine & (pred[:, j] >= np.quantile(pred[mine, j], quantile))
+            np.add.at(counts[j], labels[anchors], 1.0)
     return row_normalise(counts)
 
 
