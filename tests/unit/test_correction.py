@@ -356,15 +356,14 @@ def test_transition_keeps_a_label_the_noise_rarely_produces():
     assert on.corrected_label[-2:].tolist() == [2, 2]
     assert on.is_label_issue[-2:].tolist() == [True, True]  # the gate decides changes, not flags
     assert (on.corrected_label[:-2] == off.corrected_label[:-2]).all()
+
     # min_confidence holds in the posterior too: 0.292 / (0.292 + 0.2) = 0.593 for the change
-    assert (
-        decide(PAIRWISE_LABELS, probs, None, clean, rule(0.59, transition=True)).corrected_label[-1]
-        == 2
-    )
-    assert (
-        decide(PAIRWISE_LABELS, probs, None, clean, rule(0.6, transition=True)).corrected_label[-1]
-        == 0
-    )  # the networks' 0.7 reaches 0.6, the posterior does not
+    def last(min_confidence):
+        rule_ = rule(min_confidence, transition=True)
+        return decide(PAIRWISE_LABELS, probs, None, clean, rule_).corrected_label[-1]
+
+    assert last(0.59) == 2
+    assert last(0.6) == 0  # the networks' 0.7 reaches 0.6, the posterior does not
 
 
 def test_zero_margin_ignores_the_clean_probability():
