@@ -163,6 +163,11 @@ def one_net(*rows):
     return np.array([rows], dtype=np.float64)
 
 
+def two_nets(*rows):
+    """(M=2, N, K): two networks with the same probabilities (the agreement is given)."""
+    return np.repeat(one_net(*rows), 2, axis=0)
+
+
 def rule(
     min_confidence=0.5,
     require_agreement=True,
@@ -181,7 +186,7 @@ def rule(
 
 def test_clear_disagreement_is_flagged_and_changed_even_when_called_clean():
     labels = np.array([0, 0])
-    out = decide(labels, one_net([0.9, 0.1], [0.1, 0.9]), None, np.array([0.9, 1.0]), rule())
+    out = decide(labels, two_nets([0.9, 0.1], [0.1, 0.9]), None, np.array([0.9, 1.0]), rule())
     assert out.is_label_issue.tolist() == [False, True]
     assert out.corrected_label.tolist() == [0, 1]
     assert out.prototype_label.tolist() == [-1, -1]  # no prototypes used
@@ -194,7 +199,7 @@ def test_clear_disagreement_is_flagged_and_changed_even_when_called_clean():
 
 def test_flagged_sample_with_weak_evidence_keeps_its_label():
     labels = np.array([0])
-    probs = one_net([0.3, 0.45, 0.25])  # prefers class 1, but below min_confidence 0.5
+    probs = two_nets([0.3, 0.45, 0.25])  # prefers class 1, but below min_confidence 0.5
     out = decide(labels, probs, None, np.array([0.0]), rule())
     assert out.is_label_issue.tolist() == [True]
     assert out.corrected_label.tolist() == [0]
@@ -229,6 +234,21 @@ def test_without_require_agreement_confidence_alone_changes_the_label():
         labels, probs, None, np.zeros(2), rule(require_agreement=False, min_confidence=0.6)
     )
     assert weak.corrected_label.tolist() == [1, 0] and weak.is_label_issue.tolist() == [True, True]
+
+
+def test_one_network_alone_flags_but_changes_nothing():
+    """Agreement needs two voters: one network's confident error (a class it never predicts,
+    CIFAR asym-40 with GCE) looks exactly like noise, so alone it only flags."""
+    labels = np.array([0, 0])
+    probs = one_net([0.9, 0.1], [0.05, 0.95])
+    out = decide(labels, probs, None, np.zeros(2), rule())
+    assert out.is_label_issue.tolist() == [False, True]
+    assert out.corrected_label.tolist() == [0, 0]
+    # a second opinion that agrees (prototypes here) or dropping the requirement changes it
+    with_protos = decide(labels, probs, np.array([[0.9, 0.1], [0.1, 0.9]]), np.zeros(2), rule())
+    assert with_protos.corrected_label.tolist() == [0, 1]
+    free = decide(labels, probs, None, np.zeros(2), rule(require_agreement=False))
+    assert free.corrected_label.tolist() == [0, 1]
 
 
 def test_prototype_vote_can_overrule_the_networks():
@@ -282,7 +302,7 @@ def test_prototype_weight_and_temperature_blend_the_evidence():
 
 def test_clean_margin_breaks_near_ties_only():
     labels = np.array([0, 0, 0])
-    probs = one_net([0.48, 0.52], [0.48, 0.52], [0.2, 0.8])
+    probs = two_nets([0.48, 0.52], [0.48, 0.52], [0.2, 0.8])
     clean = np.array([1.0, 0.0, 1.0])
     out = decide(labels, probs, None, clean, rule(clean_margin=0.05))
     # a near tie keeps the given label when it is probably clean, not when it is probably noisy;
@@ -293,7 +313,7 @@ def test_clean_margin_breaks_near_ties_only():
 
 
 def test_large_margin_trusts_the_clean_probability():
-    labels, probs = np.array([0]), one_net([0.2, 0.8])
+    labels, probs = np.array([0]), two_nets([0.2, 0.8])
     trusted = decide(labels, probs, None, np.array([1.0]), rule(clean_margin=10))
     assert not trusted.is_label_issue[0] and trusted.corrected_label[0] == 0
     assert trusted.label_quality == pytest.approx([10.2 / 11.0])
@@ -303,7 +323,7 @@ def test_large_margin_trusts_the_clean_probability():
 
 def test_a_label_the_split_trusts_is_flagged_but_kept():
     labels = np.array([0, 0, 0])
-    probs = one_net([0.1, 0.9], [0.1, 0.9], [0.1, 0.9])
+    probs = two_nets([0.1, 0.9], [0.1, 0.9], [0.1, 0.9])
     clean = np.array([0.5, 0.51, 0.0])
     out = decide(labels, probs, None, clean, rule(max_clean_prob=0.5))
     assert out.is_label_issue.tolist() == [True, True, True]  # the evidence still says so
@@ -346,10 +366,10 @@ PAIRWISE_LABELS = np.array([0] * 6 + [2, 2, 2, 0, 0, 0] + [2, 0])
 
 def test_transition_keeps_a_label_the_noise_rarely_produces():
     clean = np.zeros(len(PAIRWISE_LABELS))
-    probs = PAIRWISE_PRED[None]
+    probs = np.stack([PAIRWISE_PRED] * 2)  # two networks that agree
     off = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=False))
     on = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=True))
-    assert off.corrected_label[-2:].tolist() == [0, 2]  # 0.7 >= min_confidence, one network
+    assert off.corrected_label[-2:].tolist() == [0, 2]  # 0.7 >= min_confidence, both networks
     # T (anchors = the 12 confident images, 2 pseudo-counts per cell): row 0 = [8, 2, 2] / 12,
     # row 2 = [5, 2, 5] / 12. Labelled 2, evidence 0: 0.7 x 2/12 = 0.117 for 0 < 0.3 x 5/12 =
     # 0.125 for 2: kept. Labelled 0, evidence 2: 0.7 x 5/12 = 0.29 for 2 > 0.3 x 8/12 = 0.2: changed.

@@ -65,7 +65,7 @@ class PrototypeVote:
 
 @CORRECTIONS.register("none", params=NoParams, paper="the networks' prediction")
 class NetworksOnly:
-    """No prototypes: the networks' ensemble prediction decides."""
+    """No prototypes: the networks' ensemble prediction decides; one network alone only flags."""
 
     trains = False
     prototypes = False

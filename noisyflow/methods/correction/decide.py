@@ -4,7 +4,8 @@ Evidence per sample: the networks' probabilities, optionally blended with a prot
 the selection's clean probability (a tie-breaker for the given label). A sample is flagged when
 the blended evidence prefers another class; its label is *changed* only when the evidence is
 strong — the new class has at least `min_confidence`, with `require_agreement` every network
-and the prototype vote pick it, the split does not trust the given label (clean probability
+and the prototype vote pick it (and there are at least two of them: a single network without
+prototypes only flags), the split does not trust the given label (clean probability
 at most `max_clean_prob`), and with `transition` the new class also wins, and still reaches
 `min_confidence`, once the given label is weighed in by Bayes' rule with the noise transition
 estimated from the same evidence — so a correction never trades a right label for a coin flip,
@@ -48,8 +49,8 @@ def decide(
     q = pred + clean_margin * clean_prob * onehot(given);  suggested = argmax q
     is_label_issue = suggested != given;  label_quality = q[given] / sum(q)
     corrected = suggested where flagged, pred[suggested] >= min_confidence, clean_prob <=
-    max_clean_prob, (with require_agreement) every network's argmax and the prototype argmax
-    equal suggested and (with transition) suggested = argmax of `noise_aware_posterior` with at
+    max_clean_prob, (with require_agreement) at least two voters — the networks and the
+    prototype vote — and every one's argmax equals suggested, and (with transition) suggested = argmax of `noise_aware_posterior` with at
     least min_confidence there too; else given.
     """
     n, k = len(labels), net_probs.shape[-1]
@@ -73,6 +74,9 @@ def decide(
         strong &= post.argmax(axis=1) == suggested
         strong &= post[np.arange(n), suggested] >= p.min_confidence
     if p.require_agreement:
+        # agreement needs two opinions: one model alone (one network, no prototypes) changes
+        # nothing, since its own errors look the same as the noise (a class it never predicts)
+        strong &= len(votes) >= 2
         strong &= np.all(np.stack(votes) == suggested, axis=0)
     corrected = np.where(flagged & strong, suggested, labels)
     return Correction(
