@@ -16,6 +16,7 @@ from noisyflow.methods.correction import CORRECTIONS, PrototypeParams
 from noisyflow.methods.correction.decide import (
     Evidence,
     decide,
+    implausible_changes,
     noise_aware_posterior,
     transition_estimate,
 )
@@ -174,6 +175,7 @@ def rule(
     clean_margin=0.05,
     max_clean_prob=1.0,
     transition=False,
+    plurality=True,
 ):
     return CorrectParams(
         min_confidence=min_confidence,
@@ -181,6 +183,7 @@ def rule(
         clean_margin=clean_margin,
         max_clean_prob=max_clean_prob,
         transition=transition,
+        plurality=plurality,
     )
 
 
@@ -384,6 +387,36 @@ def test_transition_keeps_a_label_the_noise_rarely_produces():
 
     assert last(0.59) == 2
     assert last(0.6) == 0  # the networks' 0.7 reaches 0.6, the posterior does not
+
+
+def test_implausible_changes_is_a_sign_test_on_the_evidence_per_given_class():
+    # given 0: evidence 1 for 9, 0 for 1 -> 9 - 1 = 8 > 2 sqrt(10) = 6.32: implausible
+    # given 1: evidence 0 for 8, 1 for 2 -> 8 - 2 = 6 < 6.32: plausible (pairwise noise near 50%)
+    # given 2: evidence 2 for 3, 0 for 1 -> the given class wins: plausible
+    labels = np.array([0] * 10 + [1] * 10 + [2] * 4)
+    evidence = np.array([1] * 9 + [0] + [0] * 8 + [1] * 2 + [2] * 3 + [0])
+    out = implausible_changes(labels, evidence, 3)
+    expected = np.zeros((3, 3), dtype=bool)
+    expected[0, 1] = True
+    assert out.tolist() == expected.tolist()
+    assert implausible_changes(labels, evidence, 3, z=1.0)[1, 0]  # 6 > 1 x sqrt(10)
+    assert not implausible_changes(labels, evidence, 3).diagonal().any()
+
+
+def test_plurality_keeps_the_labels_of_a_class_the_networks_never_predict():
+    """GCE at CIFAR asym-40: no truck is predicted, every given truck becomes automobile."""
+    labels = np.array([0] * 6 + [1] * 6)  # class 1's samples all look like class 0
+    probs = two_nets(*([[0.9, 0.1]] * 12))
+    on = decide(labels, probs, None, np.zeros(12), rule())
+    off = decide(labels, probs, None, np.zeros(12), rule(plurality=False))
+    assert on.is_label_issue.tolist() == off.is_label_issue.tolist() == [False] * 6 + [True] * 6
+    assert off.corrected_label.tolist() == [0] * 12  # 6 - 0 > 2 sqrt(6) = 4.9
+    assert on.corrected_label.tolist() == labels.tolist()
+    # where the evidence still picks the given class as often, the change goes through
+    mixed = two_nets(*([[0.9, 0.1]] * 9 + [[0.1, 0.9]] * 3))
+    assert decide(labels, mixed, None, np.zeros(12), rule()).corrected_label.tolist() == (
+        [0] * 9 + [1] * 3
+    )
 
 
 def test_zero_margin_ignores_the_clean_probability():

@@ -10,7 +10,8 @@ at most `max_clean_prob`), and with `transition` the new class also wins, and st
 `min_confidence`, once the given label is weighed in by Bayes' rule with the noise transition
 estimated from the same evidence — so a correction never trades a right label for a coin flip,
 nor overwrites a class the noise does not produce (pairwise noise: birds labelled airplane, never
-airplanes labelled bird).
+airplanes labelled bird) — and with `plurality` the evidence must recognise the given class at all
+(not a class the networks never predict).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from noisyflow.types import Correction
 # digits seeds 0-2 through `benchmarks/methods.py --replay`; see benchmarks/RESULTS.md).
 ANCHOR_QUANTILE = 0.5  # anchors of class j: the upper half of the samples assigned to j
 TRANSITION_PRIOR = 2.0  # Dirichlet pseudo-counts per cell of the anchors' label counts
+PLURALITY_Z = 2.0  # standard errors of the sign test in `implausible_changes`
 
 
 def decide(
@@ -73,6 +75,8 @@ def decide(
         post = noise_aware_posterior(pred, labels, transition_estimate(pred, labels))
         strong &= post.argmax(axis=1) == suggested
         strong &= post[np.arange(n), suggested] >= p.min_confidence
+    if p.plurality:
+        strong &= ~implausible_changes(labels, pred.argmax(axis=1), k)[labels, suggested]
     if p.require_agreement:
         # agreement needs two opinions: one model alone (one network, no prototypes) changes
         # nothing, since its own errors look the same as the noise (a class it never predicts)
@@ -113,6 +117,24 @@ def transition_estimate(
             anchors = mine & (pred[:, j] >= np.quantile(pred[mine, j], quantile))
             np.add.at(counts[j], labels[anchors], 1.0)
     return row_normalise(counts)
+
+
+def implausible_changes(
+    labels: np.ndarray, evidence_label: np.ndarray, num_classes: int, *, z: float = PLURALITY_Z
+) -> np.ndarray:
+    """(K, K) bool: the changes given y -> j that the evidence cannot be trusted with.
+
+    Learning from noisy labels assumes each given label is right more often than it is any one
+    other class (plurality; DivideMix's small-loss split and cleanlab rely on it too). Among the
+    samples given y the evidence picks j for C[y, j] and y for C[y, y]; when C[y, j] exceeds
+    C[y, y] by more than z standard errors of a sign test, z * sqrt(C[y, j] + C[y, y]), the
+    evidence contradicts that assumption: it does not recognise class y (a network that never
+    predicts truck calls every truck automobile), so its y -> j changes are its own errors.
+    """
+    counts = np.zeros((num_classes, num_classes))
+    np.add.at(counts, (np.asarray(labels), np.asarray(evidence_label)), 1.0)
+    own = np.diag(counts)[:, None]
+    return counts - own > z * np.sqrt(counts + own)
 
 
 def noise_aware_posterior(
