@@ -51,9 +51,10 @@ def decide(
     q = pred + clean_margin * clean_prob * onehot(given);  suggested = argmax q
     is_label_issue = suggested != given;  label_quality = q[given] / sum(q)
     corrected = suggested where flagged, pred[suggested] >= min_confidence, clean_prob <=
-    max_clean_prob, (with require_agreement) at least two voters — the networks and the
-    prototype vote — and every one's argmax equals suggested, and (with transition) suggested = argmax of `noise_aware_posterior` with at
-    least min_confidence there too; else given.
+    max_clean_prob, (with transition) suggested = argmax of `noise_aware_posterior` with at
+    least min_confidence there too, (with plurality) given -> suggested is not one of the
+    `implausible_changes`, and (with require_agreement) there are at least two voters — the
+    networks and the prototype vote — and each one's argmax equals suggested; else given.
     """
     n, k = len(labels), net_probs.shape[-1]
     clean_prob = np.asarray(clean_prob)
