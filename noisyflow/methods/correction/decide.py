@@ -24,6 +24,7 @@ import torch
 
 from noisyflow.config import CorrectParams
 from noisyflow.methods.correction import PROTOTYPE_TEMPERATURE, PROTOTYPE_WEIGHT
+from noisyflow.metrics import confusion_matrix
 from noisyflow.noise import row_normalise
 from noisyflow.types import Correction
 
@@ -111,13 +112,12 @@ def transition_estimate(
     does (Northcutt et al., JAIR 2021)."""
     k = pred.shape[1]
     assigned = pred.argmax(axis=1)
-    counts = np.full((k, k), float(prior))
+    anchors = np.zeros(len(pred), dtype=bool)
     for j in range(k):
         mine = assigned == j
         if mine.any():
-            anchors = mine & (pred[:, j] >= np.quantile(pred[mine, j], quantile))
-            np.add.at(counts[j], labels[anchors], 1.0)
-    return row_normalise(counts)
+            anchors |= mine & (pred[:, j] >= np.quantile(pred[mine, j], quantile))
+    return row_normalise(prior + confusion_matrix(assigned[anchors], labels[anchors], k))
 
 
 def implausible_changes(
@@ -132,8 +132,7 @@ def implausible_changes(
     evidence contradicts that assumption: it does not recognise class y (a network that never
     predicts truck calls every truck automobile), so its y -> j changes are its own errors.
     """
-    counts = np.zeros((num_classes, num_classes))
-    np.add.at(counts, (np.asarray(labels), np.asarray(evidence_label)), 1.0)
+    counts = confusion_matrix(labels, evidence_label, num_classes)
     own = np.diag(counts)[:, None]
     return counts - own > z * np.sqrt(counts + own)
 
