@@ -369,7 +369,7 @@ PAIRWISE_LABELS = np.array([0] * 6 + [2, 2, 2, 0, 0, 0] + [2, 0])
 
 def test_transition_keeps_a_label_the_noise_rarely_produces():
     clean = np.zeros(len(PAIRWISE_LABELS))
-    probs = np.stack([PAIRWISE_PRED] * 2)  # two networks that agree
+    probs = two_nets(*PAIRWISE_PRED)
     off = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=False))
     on = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=True))
     assert off.corrected_label[-2:].tolist() == [0, 2]  # 0.7 >= min_confidence, both networks
