@@ -156,7 +156,7 @@ class CorrectParams:
     """When a suggested label replaces the given one (the `correct` stage, every correction)."""
 
     min_confidence: float = param(0.5, ge=0.0, le=1.0)  # ensemble probability of the new label
-    require_agreement: bool = True  # 2+ voters (networks, prototype vote), all must agree
+    require_agreement: bool = True  # networks and a prototype vote (required) all must agree
     clean_margin: float = param(0.2, ge=0.0)  # bonus of the given label x its clean probability
     max_clean_prob: float = param(1.0, ge=0.0, le=1.0)  # labels the split trusts more are kept
     transition: bool = True  # the change must also win under the estimated P(given | class)

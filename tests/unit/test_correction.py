@@ -169,6 +169,12 @@ def two_nets(*rows):
     return np.repeat(one_net(*rows), 2, axis=0)
 
 
+def decide_voted(labels, net_probs, clean_prob, p):
+    """`decide` with a prototype vote that picks the networks' mean argmax and has no weight in
+    the blend: the vote the rule requires, so each test's figures are the networks' alone."""
+    return decide(labels, net_probs, net_probs.mean(axis=0), clean_prob, p, prototype_weight=0.0)
+
+
 def rule(
     min_confidence=0.5,
     require_agreement=True,
@@ -189,10 +195,10 @@ def rule(
 
 def test_clear_disagreement_is_flagged_and_changed_even_when_called_clean():
     labels = np.array([0, 0])
-    out = decide(labels, two_nets([0.9, 0.1], [0.1, 0.9]), None, np.array([0.9, 1.0]), rule())
+    out = decide_voted(labels, two_nets([0.9, 0.1], [0.1, 0.9]), np.array([0.9, 1.0]), rule())
     assert out.is_label_issue.tolist() == [False, True]
     assert out.corrected_label.tolist() == [0, 1]
-    assert out.prototype_label.tolist() == [-1, -1]  # no prototypes used
+    assert out.prototype_label.tolist() == [0, 1]  # the vote, argmax of the similarities
     # quality = q[given] / sum(q), q = pred + margin * clean * onehot(given)
     q0 = np.array([0.9 + 0.05 * 0.9, 0.1])
     q1 = np.array([0.1 + 0.05 * 1.0, 0.9])
@@ -203,12 +209,12 @@ def test_clear_disagreement_is_flagged_and_changed_even_when_called_clean():
 def test_flagged_sample_with_weak_evidence_keeps_its_label():
     labels = np.array([0])
     probs = two_nets([0.3, 0.45, 0.25])  # prefers class 1, but below min_confidence 0.5
-    out = decide(labels, probs, None, np.array([0.0]), rule())
+    out = decide_voted(labels, probs, np.array([0.0]), rule())
     assert out.is_label_issue.tolist() == [True]
     assert out.corrected_label.tolist() == [0]
     assert out.label_quality == pytest.approx([0.3])
     # the same evidence changes the label once the bar is lowered to it
-    low = decide(labels, probs, None, np.array([0.0]), rule(min_confidence=0.45))
+    low = decide_voted(labels, probs, np.array([0.0]), rule(min_confidence=0.45))
     assert low.corrected_label.tolist() == [1] and low.is_label_issue.tolist() == [True]
 
 
@@ -220,7 +226,7 @@ def test_two_networks_agreeing_with_confidence_change_the_label():
             [[0.4, 0.6], [0.6, 0.4]],  # network 2 agrees on sample 0 only
         ]
     )
-    out = decide(labels, probs, None, np.zeros(2), rule())
+    out = decide_voted(labels, probs, np.zeros(2), rule())
     # sample 1: mean [0.45, 0.55] prefers 1 with confidence, but network 2 says 0
     assert out.is_label_issue.tolist() == [True, True]
     assert out.corrected_label.tolist() == [1, 0]
@@ -239,15 +245,18 @@ def test_without_require_agreement_confidence_alone_changes_the_label():
     assert weak.corrected_label.tolist() == [1, 0] and weak.is_label_issue.tolist() == [True, True]
 
 
-def test_one_network_alone_flags_but_changes_nothing():
-    """Agreement needs two voters: one network's confident error (a class it never predicts,
-    CIFAR asym-40 with GCE) looks exactly like noise, so alone it only flags."""
+@pytest.mark.parametrize("nets", [one_net, two_nets])
+def test_networks_without_a_prototype_vote_flag_but_change_nothing(nets):
+    """Agreement needs the prototype vote: the networks' own confident errors (a class one never
+    predicts, CIFAR asym-40 with GCE; a confusion two learned from pairwise noise, co-teaching)
+    look exactly like noise, so alone they only flag (`correction: none`)."""
     labels = np.array([0, 0])
-    probs = one_net([0.9, 0.1], [0.05, 0.95])
+    probs = nets([0.9, 0.1], [0.05, 0.95])
     out = decide(labels, probs, None, np.zeros(2), rule())
     assert out.is_label_issue.tolist() == [False, True]
     assert out.corrected_label.tolist() == [0, 0]
-    # a second opinion that agrees (prototypes here) or dropping the requirement changes it
+    assert out.prototype_label.tolist() == [-1, -1]  # no prototypes used
+    # an agreeing prototype vote, or dropping the requirement, changes it
     with_protos = decide(labels, probs, np.array([[0.9, 0.1], [0.1, 0.9]]), np.zeros(2), rule())
     assert with_protos.corrected_label.tolist() == [0, 1]
     free = decide(labels, probs, None, np.zeros(2), rule(require_agreement=False))
@@ -307,7 +316,7 @@ def test_clean_margin_breaks_near_ties_only():
     labels = np.array([0, 0, 0])
     probs = two_nets([0.48, 0.52], [0.48, 0.52], [0.2, 0.8])
     clean = np.array([1.0, 0.0, 1.0])
-    out = decide(labels, probs, None, clean, rule(clean_margin=0.05))
+    out = decide_voted(labels, probs, clean, rule(clean_margin=0.05))
     # a near tie keeps the given label when it is probably clean, not when it is probably noisy;
     # a clear disagreement is flagged whatever the clean probability
     assert out.is_label_issue.tolist() == [False, True, True]
@@ -317,10 +326,10 @@ def test_clean_margin_breaks_near_ties_only():
 
 def test_large_margin_trusts_the_clean_probability():
     labels, probs = np.array([0]), two_nets([0.2, 0.8])
-    trusted = decide(labels, probs, None, np.array([1.0]), rule(clean_margin=10))
+    trusted = decide_voted(labels, probs, np.array([1.0]), rule(clean_margin=10))
     assert not trusted.is_label_issue[0] and trusted.corrected_label[0] == 0
     assert trusted.label_quality == pytest.approx([10.2 / 11.0])
-    doubted = decide(labels, probs, None, np.array([0.0]), rule(clean_margin=10))
+    doubted = decide_voted(labels, probs, np.array([0.0]), rule(clean_margin=10))
     assert doubted.is_label_issue[0] and doubted.corrected_label[0] == 1
 
 
@@ -328,10 +337,10 @@ def test_a_label_the_split_trusts_is_flagged_but_kept():
     labels = np.array([0, 0, 0])
     probs = two_nets([0.1, 0.9], [0.1, 0.9], [0.1, 0.9])
     clean = np.array([0.5, 0.51, 0.0])
-    out = decide(labels, probs, None, clean, rule(max_clean_prob=0.5))
+    out = decide_voted(labels, probs, clean, rule(max_clean_prob=0.5))
     assert out.is_label_issue.tolist() == [True, True, True]  # the evidence still says so
     assert out.corrected_label.tolist() == [1, 0, 1]  # changed only at clean_prob <= 0.5
-    off = decide(labels, probs, None, clean, rule(max_clean_prob=1.0))
+    off = decide_voted(labels, probs, clean, rule(max_clean_prob=1.0))
     assert off.corrected_label.tolist() == [1, 1, 1]
 
 
@@ -370,8 +379,8 @@ PAIRWISE_LABELS = np.array([0] * 6 + [2, 2, 2, 0, 0, 0] + [2, 0])
 def test_transition_keeps_a_label_the_noise_rarely_produces():
     clean = np.zeros(len(PAIRWISE_LABELS))
     probs = two_nets(*PAIRWISE_PRED)
-    off = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=False))
-    on = decide(PAIRWISE_LABELS, probs, None, clean, rule(transition=True))
+    off = decide_voted(PAIRWISE_LABELS, probs, clean, rule(transition=False))
+    on = decide_voted(PAIRWISE_LABELS, probs, clean, rule(transition=True))
     assert off.corrected_label[-2:].tolist() == [0, 2]  # 0.7 >= min_confidence, both networks
     # T (anchors = the 12 confident images, 2 pseudo-counts per cell): row 0 = [8, 2, 2] / 12,
     # row 2 = [5, 2, 5] / 12. Labelled 2, evidence 0: 0.7 x 2/12 = 0.117 for 0 < 0.3 x 5/12 =
@@ -383,7 +392,7 @@ def test_transition_keeps_a_label_the_noise_rarely_produces():
     # min_confidence holds in the posterior too: 0.292 / (0.292 + 0.2) = 0.593 for the change
     def last(min_confidence):
         rule_ = rule(min_confidence, transition=True)
-        return decide(PAIRWISE_LABELS, probs, None, clean, rule_).corrected_label[-1]
+        return decide_voted(PAIRWISE_LABELS, probs, clean, rule_).corrected_label[-1]
 
     assert last(0.59) == 2
     assert last(0.6) == 0  # the networks' 0.7 reaches 0.6, the posterior does not
@@ -407,21 +416,21 @@ def test_plurality_keeps_the_labels_of_a_class_the_networks_never_predict():
     """GCE at CIFAR asym-40: no truck is predicted, every given truck becomes automobile."""
     labels = np.array([0] * 6 + [1] * 6)  # class 1's samples all look like class 0
     probs = two_nets(*([[0.9, 0.1]] * 12))
-    on = decide(labels, probs, None, np.zeros(12), rule())
-    off = decide(labels, probs, None, np.zeros(12), rule(plurality=False))
+    on = decide_voted(labels, probs, np.zeros(12), rule())
+    off = decide_voted(labels, probs, np.zeros(12), rule(plurality=False))
     assert on.is_label_issue.tolist() == off.is_label_issue.tolist() == [False] * 6 + [True] * 6
     assert off.corrected_label.tolist() == [0] * 12  # 6 - 0 > 2 sqrt(6) = 4.9
     assert on.corrected_label.tolist() == labels.tolist()
     # where the evidence still picks the given class as often, the change goes through
     mixed = two_nets(*([[0.9, 0.1]] * 9 + [[0.1, 0.9]] * 3))
-    assert decide(labels, mixed, None, np.zeros(12), rule()).corrected_label.tolist() == (
+    assert decide_voted(labels, mixed, np.zeros(12), rule()).corrected_label.tolist() == (
         [0] * 9 + [1] * 3
     )
 
 
 def test_zero_margin_ignores_the_clean_probability():
     labels, probs = np.array([0, 0]), one_net([0.48, 0.52], [0.48, 0.52])
-    out = decide(labels, probs, None, np.array([1.0, 0.0]), rule(clean_margin=0.0))
+    out = decide_voted(labels, probs, np.array([1.0, 0.0]), rule(clean_margin=0.0))
     assert out.is_label_issue.tolist() == [True, True]
     assert out.label_quality == pytest.approx([0.48, 0.48])
 

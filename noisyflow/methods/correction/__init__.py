@@ -65,7 +65,7 @@ class PrototypeVote:
 
 @CORRECTIONS.register("none", params=NoParams, paper="the networks' prediction")
 class NetworksOnly:
-    """No prototypes: the networks' ensemble prediction decides; one network alone only flags."""
+    """No prototypes: the networks flag; labels change only with `require_agreement` off."""
 
     trains = False
     prototypes = False

@@ -4,8 +4,8 @@ Evidence per sample: the networks' probabilities, optionally blended with a prot
 the selection's clean probability (a tie-breaker for the given label). A sample is flagged when
 the blended evidence prefers another class; its label is *changed* only when the evidence is
 strong — the new class has at least `min_confidence`, with `require_agreement` every network
-and the prototype vote pick it (and there are at least two of them: a single network without
-prototypes only flags), the split does not trust the given label (clean probability
+and the prototype vote pick it (without a prototype vote, `correction: none`, labels are only
+flagged), the split does not trust the given label (clean probability
 at most `max_clean_prob`), and with `transition` the new class also wins, and still reaches
 `min_confidence`, once the given label is weighed in by Bayes' rule with the noise transition
 estimated from the same evidence — so a correction never trades a right label for a coin flip,
@@ -54,8 +54,8 @@ def decide(
     corrected = suggested where flagged, pred[suggested] >= min_confidence, clean_prob <=
     max_clean_prob, (with transition) suggested = argmax of `noise_aware_posterior` with at
     least min_confidence there too, (with plurality) given -> suggested is not one of the
-    `implausible_changes`, and (with require_agreement) there are at least two voters — the
-    networks and the prototype vote — and each one's argmax equals suggested; else given.
+    `implausible_changes`, and (with require_agreement) there is a prototype vote and it and
+    every network's argmax equal suggested; else given.
     """
     n, k = len(labels), net_probs.shape[-1]
     clean_prob = np.asarray(clean_prob)
@@ -80,9 +80,11 @@ def decide(
     if p.plurality:
         strong &= ~implausible_changes(labels, pred.argmax(axis=1), k)[labels, suggested]
     if p.require_agreement:
-        # agreement needs two opinions: one model alone (one network, no prototypes) changes
-        # nothing, since its own errors look the same as the noise (a class it never predicts)
-        strong &= len(votes) >= 2
+        # the prototype vote is required: networks alone (`correction: none`) only flag. Their
+        # own errors look the same as the noise — a class one never predicts, a confusion two
+        # learned from pairwise noise (CIFAR asym-40: birds "corrected" to airplane) — while the
+        # prototypes judge a sample by its nearest clean-looking neighbours instead
+        strong &= proto_sim is not None
         strong &= np.all(np.stack(votes) == suggested, axis=0)
     corrected = np.where(flagged & strong, suggested, labels)
     return Correction(
