@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from noisyflow.errors import ParamsError
+from noisyflow.metrics import confusion_matrix
 
 # Co-teaching / DivideMix CIFAR-10 map: truck->automobile, bird->airplane, deer->horse, cat<->dog.
 CIFAR10_PAIRS = ((9, 1), (2, 0), (4, 7), (3, 5), (5, 3))
@@ -205,9 +206,9 @@ def transition_matrix(
     true_labels: np.ndarray, noisy_labels: np.ndarray, num_classes: int
 ) -> np.ndarray:
     """Realised T[i, j] = P(noisy = j | true = i), shape (K, K); rows of absent classes are 0."""
-    counts = np.zeros((num_classes, num_classes), dtype=np.float64)
-    np.add.at(counts, (true_labels, noisy_labels), 1.0)
-    return row_normalise(counts)
+    return row_normalise(
+        confusion_matrix(true_labels, noisy_labels, num_classes).astype(np.float64)
+    )
 
 
 def row_normalise(counts: np.ndarray) -> np.ndarray:
