@@ -613,7 +613,7 @@ def correct(
     method = CORRECTIONS.get(params.method.correction).obj
     if method.trains:
         nets, history, saved = _self_learning(
-            params, prepared, nets, data, candidates, runtime, checkpointer, on_epoch_end
+            params, prepared, nets, data, division, runtime, checkpointer, on_epoch_end
         )
     probs, feats = [], []
     for net in nets:
@@ -652,7 +652,7 @@ def _self_learning(
     prepared: Prepared,
     nets: list[Network],
     data: TrainData,
-    candidates: np.ndarray,
+    division: Division,
     runtime: Runtime,
     checkpointer: Checkpointer | None,
     on_epoch_end: EpochCallback | None,
@@ -660,6 +660,8 @@ def _self_learning(
     """Rounds x epochs of self-learning; each round starts with a label-correction phase from
     each network's own features (Han, Luo, Wang, ICCV 2019)."""
     p = params.chosen("correction")
+    candidates = division.labelled.any(axis=0)
+    clean_prob = division.clean_prob.mean(axis=0)
     optim = replace(params.train, lr=p.lr)
     method = Method.from_params(params, selection_params=False)
     state = _new_state(params, method, nets, runtime, optim, params.seed + 200)
@@ -672,13 +674,10 @@ def _self_learning(
         # so a run resumed mid-round trains on the labels the round started with.
         if epoch % p.epochs == 0 or "pseudo_labels" not in state.stats:
             rng = np.random.default_rng(params.seed + 300 + epoch // p.epochs)
-            rows = []
-            for net in nets:
-                _, feats = infer(net, data, runtime=runtime)
-                sim = prototypes.similarity_to_prototypes(
-                    feats.cpu(), prepared.labels, candidates, prepared.num_classes, p, rng
-                )
-                rows.append(sim.argmax(1).to(data.device))
+            rows = [
+                _pseudo_labels(params, prepared, net, data, candidates, clean_prob, rng)
+                for net in nets
+            ]
             state.stats["pseudo_labels"] = torch.stack(rows)
         pseudo = state.stats["pseudo_labels"]
         set_lr(state.optimizers, p.lr)
@@ -700,6 +699,36 @@ def _self_learning(
     )
     state.finalize()
     return nets, history, saved
+
+
+def _pseudo_labels(
+    params: Params,
+    prepared: Prepared,
+    net: Network,
+    data: TrainData,
+    candidates: np.ndarray,
+    clean_prob: np.ndarray,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """One network's y_hat for a self-learning round: the class of the most similar prototypes
+    (Han et al.), or with `pseudo_labels: decided` the label the `correct:` rule gives from this
+    network and those prototypes (the given label unless the evidence is strong)."""
+    p = params.chosen("correction")
+    logits, feats = infer(net, data, runtime=data.runtime)
+    sim = prototypes.similarity_to_prototypes(
+        feats.cpu(), prepared.labels, candidates, prepared.num_classes, p, rng
+    )
+    if p.pseudo_labels == "prototype":
+        return sim.argmax(1).to(data.device)
+    evidence = decide.Evidence(
+        prepared.labels,
+        torch.softmax(logits, 1).cpu().numpy()[None],
+        sim.numpy(),
+        clean_prob,
+        prototype_weight=p.prototype_weight,
+        prototype_temperature=p.prototype_temperature,
+    )
+    return torch.as_tensor(evidence.decide(params.correct).corrected_label, device=data.device)
 
 
 # ----------------------------------------------------------------------------- evaluation

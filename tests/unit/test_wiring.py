@@ -307,3 +307,42 @@ def test_aum_relabels_each_networks_threshold_set_and_records_margins_per_epoch(
     sel.record(stats, 1, torch.tensor([4, 7]), logits, torch.tensor([0, 2]), 1)
     assert stats["aum_epoch_sum"][1, 1, [4, 7]].tolist() == [2.0, 3.0]  # z_y - max other
     assert stats["aum_epoch_seen"][1, 1].sum() == 2 and stats["aum_epoch_sum"][0].abs().sum() == 0
+
+
+def test_self_learning_pseudo_labels_prototype_or_decided():
+    """y_hat of a round: Han et al.'s class of the most similar prototypes, or with
+    `pseudo_labels: decided` only the changes the `correct:` rule accepts (network and prototypes
+    agree, with confidence): sample 6 looks like class 1 and the network says 1, so both modes
+    relabel it; sample 7 looks like class 1 but the network says 0, so only `prototype` does."""
+    x = np.array(
+        [[255, 0, 0, 0], [250, 12, 0, 0], [245, 0, 12, 0]]  # class 0
+        + [[0, 255, 0, 0], [12, 250, 0, 0], [0, 245, 12, 0]]  # class 1
+        + [[0, 255, 0, 0], [0, 250, 0, 128]],  # labelled 0, they look like class 1
+        dtype=np.uint8,
+    ).reshape(-1, 2, 2, 1)
+    labels = np.array([0, 0, 0, 1, 1, 1, 0, 0])
+    idx = np.arange(8)
+    prepared = Prepared(Split(x, labels, idx), Split(x, labels, idx), ("a", "b"))
+    runtime = Runtime.cpu()
+    data = TrainData(x, labels, runtime)
+    net = PixelNet([[0.0, 0.0, 0.0, 0.0], [-10.0, 10.0, 0.0, -30.0]])  # pixel 3 votes for 0
+    assert net(data.batch(torch.arange(8))).argmax(1).tolist() == [0, 0, 0, 1, 1, 1, 1, 0]
+
+    def pseudo(mode: str) -> list[int]:
+        params = with_overrides(
+            parse_params({}),
+            {
+                "method.correction": "prototype",
+                "correction.prototype.prototypes": 1,
+                "correction.prototype.samples_per_class": 4,
+                "correction.prototype.pseudo_labels": mode,
+            },
+        )
+        rng = np.random.default_rng(0)
+        out = recipes._pseudo_labels(
+            params, prepared, net, data, np.ones(8, bool), np.zeros(8), rng
+        )
+        return out.tolist()
+
+    assert pseudo("prototype") == [0, 0, 0, 1, 1, 1, 1, 1]
+    assert pseudo("decided") == [0, 0, 0, 1, 1, 1, 1, 0]

@@ -22,6 +22,9 @@ class PrototypeParams:
     rounds: int = param(2, ge=1)  # label-correction rounds (each followed by training)
     epochs: int = param(2, ge=1)  # training epochs per round
     alpha: float = param(0.5, ge=0.0, le=1.0)  # (1 - alpha) CE(y) + alpha CE(y_hat)
+    # y_hat: `prototype` = the most similar class's prototypes (Han et al.); `decided` = that
+    # class only where the `correct:` rule would change the label to it, else the given label
+    pseudo_labels: str = param("prototype", choices=("prototype", "decided"))
     lr: float = param(0.005, gt=0.0)  # SGD learning rate of the self-learning phase
     prototypes: int = param(8, ge=1)  # p per class (Han et al.: 8)
     samples_per_class: int = param(400, ge=2)  # m candidates per class (Han et al.: 1280)
