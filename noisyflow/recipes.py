@@ -607,13 +607,22 @@ def correct(
     p = params.chosen("correction")
     data = TrainData(prepared.x_train, prepared.labels, runtime)
     candidates = division.labelled.any(axis=0)
+    clean_prob = division.clean_prob.mean(axis=0)
     rng = np.random.default_rng(params.seed + 200)
     history: list[dict[str, float]] = []
     saved = None
     method = CORRECTIONS.get(params.method.correction).obj
     if method.trains:
         nets, history, saved = _self_learning(
-            params, prepared, nets, data, division, runtime, checkpointer, on_epoch_end
+            params,
+            prepared,
+            nets,
+            data,
+            candidates,
+            clean_prob,
+            runtime,
+            checkpointer,
+            on_epoch_end,
         )
     probs, feats = [], []
     for net in nets:
@@ -633,7 +642,7 @@ def correct(
         prepared.labels,
         np.stack(probs),
         proto_sim,
-        division.clean_prob.mean(axis=0),
+        clean_prob,
         prototype_weight=getattr(p, "prototype_weight", decide.PROTOTYPE_WEIGHT),
         prototype_temperature=getattr(p, "prototype_temperature", decide.PROTOTYPE_TEMPERATURE),
     )
@@ -652,7 +661,8 @@ def _self_learning(
     prepared: Prepared,
     nets: list[Network],
     data: TrainData,
-    division: Division,
+    candidates: np.ndarray,
+    clean_prob: np.ndarray,
     runtime: Runtime,
     checkpointer: Checkpointer | None,
     on_epoch_end: EpochCallback | None,
@@ -660,8 +670,6 @@ def _self_learning(
     """Rounds x epochs of self-learning; each round starts with a label-correction phase from
     each network's own features (Han, Luo, Wang, ICCV 2019)."""
     p = params.chosen("correction")
-    candidates = division.labelled.any(axis=0)
-    clean_prob = division.clean_prob.mean(axis=0)
     optim = replace(params.train, lr=p.lr)
     method = Method.from_params(params, selection_params=False)
     state = _new_state(params, method, nets, runtime, optim, params.seed + 200)
@@ -720,15 +728,16 @@ def _pseudo_labels(
     )
     if p.pseudo_labels == "prototype":
         return sim.argmax(1).to(data.device)
-    evidence = decide.Evidence(
+    decision = decide.decide(
         prepared.labels,
         torch.softmax(logits, 1).cpu().numpy()[None],
         sim.numpy(),
         clean_prob,
+        params.correct,
         prototype_weight=p.prototype_weight,
         prototype_temperature=p.prototype_temperature,
     )
-    return torch.as_tensor(evidence.decide(params.correct).corrected_label, device=data.device)
+    return torch.as_tensor(decision.corrected_label, device=data.device)
 
 
 # ----------------------------------------------------------------------------- evaluation
