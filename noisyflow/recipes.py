@@ -624,20 +624,14 @@ def correct(
             checkpointer,
             on_epoch_end,
         )
-    probs, feats = [], []
-    for net in nets:
-        logits, f = infer(net, data, runtime=runtime)
-        probs.append(torch.softmax(logits, 1).cpu().numpy())
-        feats.append(f.cpu())
-    proto_sim = None
-    if method.prototypes:
-        sims = [
-            prototypes.similarity_to_prototypes(
-                f, prepared.labels, candidates, prepared.num_classes, p, rng
-            )
-            for f in feats
-        ]
-        proto_sim = torch.stack(sims).mean(0).numpy()
+    views = [
+        _network_view(net, prepared, data, candidates, p if method.prototypes else None, rng)
+        for net in nets
+    ]
+    probs = [prob for prob, _ in views]
+    proto_sim = (
+        torch.stack([sim for _, sim in views]).mean(0).numpy() if method.prototypes else None
+    )
     evidence = decide.Evidence(
         prepared.labels,
         np.stack(probs),
@@ -722,15 +716,12 @@ def _pseudo_labels(
     (Han et al.), or with `pseudo_labels: decided` the label the `correct:` rule gives from this
     network and those prototypes (the given label unless the evidence is strong)."""
     p = params.chosen("correction")
-    logits, feats = infer(net, data, runtime=data.runtime)
-    sim = prototypes.similarity_to_prototypes(
-        feats.cpu(), prepared.labels, candidates, prepared.num_classes, p, rng
-    )
+    prob, sim = _network_view(net, prepared, data, candidates, p, rng)
     if p.pseudo_labels == "prototype":
         return sim.argmax(1).to(data.device)
     decision = decide.decide(
         prepared.labels,
-        torch.softmax(logits, 1).cpu().numpy()[None],
+        prob[None],
         sim.numpy(),
         clean_prob,
         params.correct,
@@ -738,6 +729,25 @@ def _pseudo_labels(
         prototype_temperature=p.prototype_temperature,
     )
     return torch.as_tensor(decision.corrected_label, device=data.device)
+
+
+def _network_view(
+    net: Network,
+    prepared: Prepared,
+    data: TrainData,
+    candidates: np.ndarray,
+    p: Any,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, torch.Tensor | None]:
+    """One network's evidence on the training set: its softmax (N, K) and, given the prototype
+    params `p`, the mean similarity (N, K) of its features to each class's prototypes."""
+    logits, feats = infer(net, data, runtime=data.runtime)
+    sim = None
+    if p is not None:
+        sim = prototypes.similarity_to_prototypes(
+            feats.cpu(), prepared.labels, candidates, prepared.num_classes, p, rng
+        )
+    return torch.softmax(logits, 1).cpu().numpy(), sim
 
 
 # ----------------------------------------------------------------------------- evaluation
