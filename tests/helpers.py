@@ -14,6 +14,8 @@ import yaml
 from noisyflow.config import set_dotted
 
 REPO = Path(__file__).resolve().parents[1]
+# the shared CIFAR-10 pack beside the checkout (as in CI); tests that need it skip without it
+CIFAR_PACK = REPO.parent / "shared" / "data" / "cifar10-jpeg.npz"
 
 # Small enough that a whole `dvc repro` takes well under a minute on 2 cores.
 TINY: dict[str, Any] = {

@@ -8,14 +8,17 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, subprocess_env
+from tests.helpers import CIFAR_PACK, REPO, subprocess_env
 
 pytestmark = pytest.mark.integration
 
 
 def test_gpu_benchmark_smoke_runs_the_fast_and_reference_presets(tmp_path):
+    if not CIFAR_PACK.is_file():
+        pytest.skip(f"the CIFAR-10 pack is not at {CIFAR_PACK}")
     out = tmp_path / "gpu.json"
     cmd = [sys.executable, "benchmarks/cifar10_gpu.py", "--smoke", "--skip-ce"]
+    cmd += ["--data", str(CIFAR_PACK)]
     cmd += ["--settings", "sym-50", "--reference-epochs", "1", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

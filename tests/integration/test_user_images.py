@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import REPO, dvc, make_dvc_project, subprocess_env
+from tests.helpers import CIFAR_PACK, dvc, make_dvc_project, subprocess_env
 
 pytestmark = pytest.mark.integration
 
-PACK = REPO.parent / "shared" / "data" / "cifar10-jpeg.npz"
+PACK = CIFAR_PACK
 N = 400
 
 

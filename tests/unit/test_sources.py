@@ -6,9 +6,10 @@ import pytest
 
 from noisyflow.data.sources import SOURCES, load_source
 from noisyflow.errors import InputDataError
+from tests.helpers import CIFAR_PACK
 from tests.unit.imagefiles import fake_pack, image_folder, params, write_csv, write_image
 
-PACK = Path("/work/shared/data/cifar10-jpeg.npz")
+PACK = CIFAR_PACK
 
 
 def test_registry_names_every_source():
