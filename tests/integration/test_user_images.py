@@ -20,13 +20,12 @@ from tests.helpers import CIFAR_PACK, dvc, make_dvc_project, subprocess_env
 
 pytestmark = pytest.mark.integration
 
-PACK = CIFAR_PACK
 N = 400
 
 
 def write_folder(root: Path) -> tuple[dict[str, str], dict[str, str]]:
     """PNG files under root/<given class>/; returns {relative path: true class} and given."""
-    pack = np.load(PACK, allow_pickle=False)
+    pack = np.load(CIFAR_PACK, allow_pickle=False)
     classes = [str(c) for c in pack["classes"]]
     offsets, blobs, labels = pack["train_offsets"], pack["train_jpeg"], pack["train_labels"]
     rng = np.random.default_rng(0)
@@ -45,8 +44,8 @@ def write_folder(root: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    if not PACK.is_file():
-        pytest.skip(f"the CIFAR-10 pack is not at {PACK}")
+    if not CIFAR_PACK.is_file():
+        pytest.skip(f"the CIFAR-10 pack is not at {CIFAR_PACK}")
     base = tmp_path_factory.mktemp("images")
     truth, given = write_folder(base / "photos")
     root = make_dvc_project(

@@ -9,8 +9,6 @@ from noisyflow.errors import InputDataError
 from tests.helpers import CIFAR_PACK
 from tests.unit.imagefiles import fake_pack, image_folder, params, write_csv, write_image
 
-PACK = CIFAR_PACK
-
 
 def test_registry_names_every_source():
     assert sorted(SOURCES) == ["cifar10", "csv", "digits", "imagefolder", "npz"]
@@ -288,10 +286,10 @@ def test_csv_relative_paths_resolve_against_the_project_base(tmp_path):
 
 
 def test_cifar10_pack_train_and_test_splits():
-    if not PACK.is_file():
+    if not CIFAR_PACK.is_file():
         pytest.skip("shared CIFAR-10 pack not available")
-    train = load_source(params(source="cifar10", path=str(PACK)))
-    test = load_source(params(source="cifar10", path=str(PACK)), split="test")
+    train = load_source(params(source="cifar10", path=str(CIFAR_PACK)))
+    test = load_source(params(source="cifar10", path=str(CIFAR_PACK)), split="test")
     assert len(train) == 50_000 and len(test) == 10_000 and train.labels_are_clean
     assert train.classes[:3] == ("airplane", "automobile", "bird")
     assert len(train.encoded) == 50_000 and train.images is None
