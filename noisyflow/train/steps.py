@@ -126,7 +126,7 @@ def coteaching_pass(
     """Co-teaching (Han et al., NeurIPS 2018): both networks see the same batch; each keeps its
     `keep_fraction` smallest-loss samples and the *peer* is updated on them.
 
-    select(loss_a, loss_b, keep_fraction) -> (loss for a, loss for b, kept by a, kept by b).
+    select(loss_a, loss_b, keep_fraction, labels) -> (loss for a, loss for b, kept by a, kept by b).
     """
     net_a, net_b = ctx.state.nets
     fwd_a, fwd_b = ctx.runtime.forward(net_a), ctx.runtime.forward(net_b)
@@ -136,7 +136,7 @@ def coteaching_pass(
         t = ctx.onehot(idx)
         logits_a, logits_b = fwd_a(x), fwd_b(x)
         loss_a, loss_b, kept_a, kept_b = select(
-            ctx.loss_fn(logits_a, t), ctx.loss_fn(logits_b, t), keep_fraction
+            ctx.loss_fn(logits_a, t), ctx.loss_fn(logits_b, t), keep_fraction, ctx.data.labels[idx]
         )
         loss_a = ctx.regularise(loss_a, net_a, logits_a)
         loss_b = ctx.regularise(loss_b, net_b, logits_b)

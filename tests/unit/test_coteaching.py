@@ -10,6 +10,7 @@ from noisyflow.methods.selection import SELECTIONS, SelectionInputs
 from noisyflow.methods.selection.coteaching import (
     CoteachingParams,
     CoteachingSelection,
+    class_quantile,
     coteaching_losses,
     forget_rate,
     loss_rank_probability,
@@ -56,6 +57,45 @@ def test_small_loss_keep_values_and_ties():
     assert small_loss_keep(losses, 1.0).all()
 
 
+def test_per_class_keep_ranks_each_loss_within_its_class():
+    # class 0 has small losses, class 1 large ones: a global rank keeps only class 0
+    losses = torch.tensor([0.1, 0.2, 0.3, 2.0, 1.0, 3.0])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    assert small_loss_keep(losses, 0.5).tolist() == [True, True, True, False, False, False]
+    # within-class quantiles: class 0 -> 0, 1/3, 2/3; class 1 (1.0 < 2.0 < 3.0) -> 1/3, 0, 2/3
+    q = class_quantile(losses, labels)
+    assert_close(q, torch.tensor([0, 1 / 3, 2 / 3, 1 / 3, 0, 2 / 3], dtype=torch.float64))
+    # keep 3: both quantile-0 samples, then the quantile-1/3 tie broken by loss (0.2 < 2.0)
+    assert small_loss_keep(losses, 0.5, labels).tolist() == [True, True, False, False, True, False]
+    assert small_loss_keep(losses, 4 / 6, labels).tolist() == [True, True, False, True, True, False]
+    # class sizes differ: a class of one sample has quantile 0 and is kept first
+    q = class_quantile(torch.tensor([5.0, 0.1, 0.2]), torch.tensor([2, 0, 0]))
+    assert q.tolist() == [0.0, 0.0, 0.5]
+
+
+def test_per_class_selection_balances_the_division_and_the_cross_update():
+    losses = np.array([[0.1, 0.2, 0.3, 2.0, 1.0, 3.0], [0.3, 0.2, 0.1, 1.0, 3.0, 2.0]])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    params = CoteachingParams(forget_rate=0.5, num_gradual=1, per_class=True)
+    division = CoteachingSelection(params, seed=0).divide(
+        SelectionInputs(labels=labels, num_classes=2, losses=losses, epoch=3), 2
+    )
+    # order by (quantile, loss): net 1 -> 0, 4, 1, 3, 2, 5; rank probability 1 - rank / 5
+    assert_close(division.clean_prob[0], np.array([1.0, 0.6, 0.2, 0.4, 0.8, 0.0]))
+    assert division.labelled[0].tolist() == [True, True, False, False, True, False]
+    assert division.labelled[1].tolist() == [False, True, True, True, False, False]
+    # the per-batch update: b trains on a's class-balanced pick
+    sel = CoteachingSelection(params, seed=0)
+    la, lb = torch.tensor(losses[0]), torch.tensor(losses[1])
+    _, update_b, keep_a, _ = sel.batch_losses(la, lb, 0.5, torch.tensor(labels))
+    assert keep_a.tolist() == division.labelled[0].tolist()
+    assert_close(update_b, torch.tensor((0.3 + 0.2 + 3.0) / 3, dtype=torch.float64))
+    # per_class off (Han et al.): the global rank, whatever the labels
+    plain = CoteachingSelection(CoteachingParams(forget_rate=0.5, num_gradual=1), seed=0)
+    _, _, keep_a, _ = plain.batch_losses(la, lb, 0.5, torch.tensor(labels))
+    assert keep_a.tolist() == [True, True, True, False, False, False]
+
+
 def test_cross_update_values_and_gradients():
     loss_a = torch.tensor([0.1, 0.9, 0.5, 0.2], requires_grad=True)
     loss_b = torch.tensor([0.8, 0.1, 0.3, 0.4], requires_grad=True)
@@ -86,7 +126,9 @@ def test_loss_rank_probability():
 def test_registered_selector():
     entry = SELECTIONS.get("coteaching")
     assert entry.obj is CoteachingSelection and entry.params is CoteachingParams
-    assert CoteachingParams() == CoteachingParams(forget_rate=0.4, num_gradual=10, exponent=1.0)
+    assert CoteachingParams() == CoteachingParams(
+        forget_rate=0.4, num_gradual=10, exponent=1.0, per_class=False
+    )
     assert CoteachingSelection.per_batch and CoteachingSelection.requires == {"losses"}
 
 

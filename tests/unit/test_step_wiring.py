@@ -53,7 +53,11 @@ def run(kind: str, ctx: steps.Context, where: str = "test") -> dict[str, float]:
         return steps.supervised_pass(ctx, 0, idx, targets=steps.soft_targets(ctx), where=where)
     if kind == "coteaching":
         return steps.coteaching_pass(
-            ctx, ctx.data.all_indices(), keep_fraction=0.5, select=coteaching_losses, where=where
+            ctx,
+            ctx.data.all_indices(),
+            keep_fraction=0.5,
+            select=lambda a, b, keep, labels: coteaching_losses(a, b, keep),  # global rank
+            where=where,
         )
     if kind == "mixmatch":
         return steps.mixmatch_pass(ctx, 0, half_labelled(), MixMatchParams(), epoch=2, where=where)

@@ -81,8 +81,9 @@ class Selector:
         """Per-batch selectors: the fraction of each batch kept at `epoch`."""
         return 1.0
 
-    def batch_losses(self, loss_a: Any, loss_b: Any, keep_fraction: float) -> Any:
-        """Per-batch selectors: (loss for a, loss for b, kept by a, kept by b)."""
+    def batch_losses(self, loss_a: Any, loss_b: Any, keep_fraction: float, labels: Any) -> Any:
+        """Per-batch selectors: (loss for a, loss for b, kept by a, kept by b); `labels` are
+        the batch's given labels."""
         raise NotImplementedError
 
 

@@ -5,6 +5,12 @@ Networks with Extremely Noisy Labels", NeurIPS 2018 (official code bhanML/Co-tea
 mini-batch each network keeps the R(T) fraction of samples with the smallest of *its own* losses
 and its peer is updated on them; R(T) = 1 - forget_rate(T) grows the forgetting from 0 to tau
 over the first T_k epochs, since networks fit clean labels before noisy ones.
+
+`per_class` ranks each loss among the samples of the same given label instead (class-balanced
+selection, as in the uniform selection of Karim et al., "UNICON", CVPR 2022). Pairwise noise
+leaves some classes with fewer labels (CIFAR-10 asym-40: bird, deer, truck); networks fit those
+later, so a global small-loss rank forgets them almost wholesale although their labels are the
+clean ones, and the networks then underfit them.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class CoteachingParams:
     forget_rate: float = param(0.4, ge=0.0, lt=1.0)  # tau: set it to the noise rate
     num_gradual: int = param(10, ge=0)  # T_k: epochs over which forgetting grows to tau
     exponent: float = param(1.0, gt=0.0)  # c: the ramp reaches tau^c (official code)
+    per_class: bool = False  # rank losses within each given class (class-balanced selection)
 
 
 def forget_rate(epoch: int, tau: float, num_gradual: int, exponent: float = 1.0) -> float:
@@ -57,26 +64,55 @@ def num_kept(batch_size: int, keep_fraction: float) -> int:
     return max(k, 1) if batch_size > 0 and keep_fraction > 0 else k
 
 
-def small_loss_keep(losses: torch.Tensor, keep_fraction: float) -> torch.Tensor:
-    """(B,) losses -> (B,) bool: the num_kept(B, keep_fraction) smallest losses.
+def class_quantile(losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) -> rank / n_c of each loss among the n_c samples with the same label (rank 0 =
+    smallest; ties by position), so every class's smallest loss scores 0."""
+    by_loss = torch.argsort(losses.detach(), stable=True)
+    order = by_loss[torch.argsort(labels[by_loss], stable=True)]  # grouped by class, by loss
+    counts = torch.bincount(labels, minlength=int(labels.max()) + 1 if labels.numel() else 0)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.shape[0], device=losses.device)
+    rank = rank - starts[labels]
+    return rank.double() / counts[labels].double()
+
+
+def small_loss_order(losses: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) indices from the most to the least trusted sample: by loss, or with `labels` by the
+    loss's quantile within its class (ties by loss, then position)."""
+    order = torch.argsort(losses.detach(), stable=True)
+    if labels is None:
+        return order
+    return order[torch.argsort(class_quantile(losses, labels)[order], stable=True)]
+
+
+def small_loss_keep(
+    losses: torch.Tensor, keep_fraction: float, labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B,) losses -> (B,) bool: the num_kept(B, keep_fraction) smallest losses (with `labels`,
+    the smallest within-class quantiles, so each class keeps about the same fraction).
 
     Ties are broken by position (a stable sort: the earlier sample is kept). Runs on the
     losses' device without a host sync.
     """
     k = num_kept(losses.shape[0], keep_fraction)
-    order = torch.argsort(losses.detach(), stable=True)
+    order = small_loss_order(losses, labels)
     keep = torch.zeros(losses.shape[0], dtype=torch.bool, device=losses.device)
     return keep.index_fill(0, order[:k], True)
 
 
 def coteaching_losses(
-    loss_a: torch.Tensor, loss_b: torch.Tensor, keep_fraction: float
+    loss_a: torch.Tensor,
+    loss_b: torch.Tensor,
+    keep_fraction: float,
+    labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The cross update of one mini-batch.
 
     Args:
         loss_a, loss_b: (B,) per-sample losses of networks a and b on the same batch.
         keep_fraction: R(T) = 1 - forget_rate(epoch).
+        labels: (B,) given labels for class-balanced selection, or None (global rank).
     Returns:
         (mean of loss_a over b's kept samples — what updates a,
          mean of loss_b over a's kept samples — what updates b,
@@ -84,18 +120,18 @@ def coteaching_losses(
     The official code divides these means by the number kept once more; that only rescales the
     learning rate (harmless with Adam, not with SGD), so it is not reproduced.
     """
-    keep_a = small_loss_keep(loss_a, keep_fraction)
-    keep_b = small_loss_keep(loss_b, keep_fraction)
+    keep_a = small_loss_keep(loss_a, keep_fraction, labels)
+    keep_b = small_loss_keep(loss_b, keep_fraction, labels)
     k = max(num_kept(loss_a.shape[0], keep_fraction), 1)
     update_a = torch.where(keep_b, loss_a, 0.0).sum() / k
     update_b = torch.where(keep_a, loss_b, 0.0).sum() / k
     return update_a, update_b, keep_a, keep_b
 
 
-def loss_rank_probability(losses: torch.Tensor) -> torch.Tensor:
-    """(N,) -> 1 - rank / (N - 1), rank 0 = smallest loss (ties by position); 1 when N == 1."""
+def loss_rank_probability(losses: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) -> 1 - rank / (N - 1), rank 0 = the most trusted (`small_loss_order`); 1 when N == 1."""
     n = losses.shape[0]
-    order = torch.argsort(losses, stable=True)
+    order = small_loss_order(losses, labels)
     rank = torch.empty(n, dtype=torch.float64, device=losses.device)
     rank[order] = torch.arange(n, dtype=torch.float64, device=losses.device)
     return 1.0 - rank / (n - 1) if n > 1 else torch.ones_like(rank)
@@ -130,8 +166,11 @@ class CoteachingSelection(Selector):
         assert inputs.losses is not None
         losses = torch.as_tensor(np.asarray(inputs.losses, dtype=np.float64))
         keep = self.keep_fraction(inputs.epoch)
-        clean_prob = np.stack([loss_rank_probability(losses[k]).numpy() for k in range(num_nets)])
-        labelled = np.stack([small_loss_keep(losses[k], keep).numpy() for k in range(num_nets)])
+        y = torch.as_tensor(np.asarray(inputs.labels)) if self.params.per_class else None
+        clean_prob = np.stack(
+            [loss_rank_probability(losses[k], y).numpy() for k in range(num_nets)]
+        )
+        labelled = np.stack([small_loss_keep(losses[k], keep, y).numpy() for k in range(num_nets)])
         rate = self.forget_rate(inputs.epoch)
         fit = {"kind": "coteaching", "forget_rate": rate, "epoch": inputs.epoch}
         fits = tuple({**fit, "kept": int(labelled[k].sum())} for k in range(num_nets))
@@ -140,7 +179,13 @@ class CoteachingSelection(Selector):
         )
 
     def batch_losses(
-        self, loss_a: torch.Tensor, loss_b: torch.Tensor, keep_fraction: float
+        self,
+        loss_a: torch.Tensor,
+        loss_b: torch.Tensor,
+        keep_fraction: float,
+        labels: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Each network is updated on the samples its *peer* kept (see coteaching_losses)."""
-        return coteaching_losses(loss_a, loss_b, keep_fraction)
+        return coteaching_losses(
+            loss_a, loss_b, keep_fraction, labels if self.params.per_class else None
+        )
