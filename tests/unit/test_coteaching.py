@@ -91,7 +91,9 @@ def test_per_class_selection_balances_the_division_and_the_cross_update():
     assert keep_a.tolist() == division.labelled[0].tolist()
     assert_close(update_b, torch.tensor((0.3 + 0.2 + 3.0) / 3, dtype=torch.float64))
     # per_class off (Han et al.): the global rank, whatever the labels
-    plain = CoteachingSelection(CoteachingParams(forget_rate=0.5, num_gradual=1), seed=0)
+    plain = CoteachingSelection(
+        CoteachingParams(forget_rate=0.5, num_gradual=1, per_class=False), seed=0
+    )
     _, _, keep_a, _ = plain.batch_losses(la, lb, 0.5, torch.tensor(labels))
     assert keep_a.tolist() == [True, True, True, False, False, False]
 
@@ -127,7 +129,7 @@ def test_registered_selector():
     entry = SELECTIONS.get("coteaching")
     assert entry.obj is CoteachingSelection and entry.params is CoteachingParams
     assert CoteachingParams() == CoteachingParams(
-        forget_rate=0.4, num_gradual=10, exponent=1.0, per_class=False
+        forget_rate=0.4, num_gradual=10, exponent=1.0, per_class=True
     )
     assert CoteachingSelection.per_batch and CoteachingSelection.requires == {"losses"}
 

@@ -33,7 +33,7 @@ class CoteachingParams:
     forget_rate: float = param(0.4, ge=0.0, lt=1.0)  # tau: set it to the noise rate
     num_gradual: int = param(10, ge=0)  # T_k: epochs over which forgetting grows to tau
     exponent: float = param(1.0, gt=0.0)  # c: the ramp reaches tau^c (official code)
-    per_class: bool = False  # rank losses within each given class (class-balanced selection)
+    per_class: bool = True  # rank losses within each given class (class-balanced selection)
 
 
 def forget_rate(epoch: int, tau: float, num_gradual: int, exponent: float = 1.0) -> float:
@@ -66,15 +66,20 @@ def num_kept(batch_size: int, keep_fraction: float) -> int:
 
 def class_quantile(losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """(B,) -> rank / n_c of each loss among the n_c samples with the same label (rank 0 =
-    smallest; ties by position), so every class's smallest loss scores 0."""
+    smallest; ties by position), so every class's smallest loss scores 0. No host sync."""
+    n = losses.shape[0]
     by_loss = torch.argsort(losses.detach(), stable=True)
     order = by_loss[torch.argsort(labels[by_loss], stable=True)]  # grouped by class, by loss
-    counts = torch.bincount(labels, minlength=int(labels.max()) + 1 if labels.numel() else 0)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.shape[0], device=losses.device)
-    rank = rank - starts[labels]
-    return rank.double() / counts[labels].double()
+    grouped, pos = labels[order], torch.arange(n, device=losses.device)
+    first = torch.ones(n, dtype=torch.bool, device=losses.device)
+    first[1:] = grouped[1:] != grouped[:-1]
+    last = torch.ones_like(first)
+    last[:-1] = first[1:]
+    start = torch.cummax(torch.where(first, pos, 0), 0).values
+    end = torch.cummin(torch.where(last, pos, n - 1).flip(0), 0).values.flip(0)
+    quantile = torch.empty(n, dtype=torch.float64, device=losses.device)
+    quantile[order] = (pos - start).double() / (end - start + 1).double()
+    return quantile
 
 
 def small_loss_order(losses: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
