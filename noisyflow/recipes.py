@@ -469,7 +469,7 @@ def train(
                 ctx,
                 every,
                 keep_fraction=selector.keep_fraction(epoch),
-                select=selector.batch_losses,
+                select=selector.batch_rule(div, data.labels),
                 where=where,
             )
             stats.update(res)

@@ -126,7 +126,8 @@ def coteaching_pass(
     """Co-teaching (Han et al., NeurIPS 2018): both networks see the same batch; each keeps its
     `keep_fraction` smallest-loss samples and the *peer* is updated on them.
 
-    select(loss_a, loss_b, keep_fraction, labels) -> (loss for a, loss for b, kept by a, kept by b).
+    select(loss_a, loss_b, keep_fraction, idx) -> (loss for a, loss for b, kept by a, kept by b),
+    idx the batch's sample indices (the selector's `batch_rule` for the epoch).
     """
     net_a, net_b = ctx.state.nets
     fwd_a, fwd_b = ctx.runtime.forward(net_a), ctx.runtime.forward(net_b)
@@ -136,7 +137,7 @@ def coteaching_pass(
         t = ctx.onehot(idx)
         logits_a, logits_b = fwd_a(x), fwd_b(x)
         loss_a, loss_b, kept_a, kept_b = select(
-            ctx.loss_fn(logits_a, t), ctx.loss_fn(logits_b, t), keep_fraction, ctx.data.labels[idx]
+            ctx.loss_fn(logits_a, t), ctx.loss_fn(logits_b, t), keep_fraction, idx
         )
         loss_a = ctx.regularise(loss_a, net_a, logits_a)
         loss_b = ctx.regularise(loss_b, net_b, logits_b)

@@ -1,5 +1,7 @@
 """Co-teaching's schedule, small-loss selection and cross update (methods.md section 2)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from noisyflow.methods.selection import SELECTIONS, SelectionInputs
 from noisyflow.methods.selection.coteaching import (
     CoteachingParams,
     CoteachingSelection,
-    class_quantile,
+    class_median_offset,
     coteaching_losses,
     forget_rate,
     loss_rank_probability,
@@ -57,45 +59,64 @@ def test_small_loss_keep_values_and_ties():
     assert small_loss_keep(losses, 1.0).all()
 
 
-def test_per_class_keep_ranks_each_loss_within_its_class():
-    # class 0 has small losses, class 1 large ones: a global rank keeps only class 0
-    losses = torch.tensor([0.1, 0.2, 0.3, 2.0, 1.0, 3.0])
-    labels = torch.tensor([0, 0, 0, 1, 1, 1])
-    assert small_loss_keep(losses, 0.5).tolist() == [True, True, True, False, False, False]
-    # within-class quantiles: class 0 -> 0, 1/3, 2/3; class 1 (1.0 < 2.0 < 3.0) -> 1/3, 0, 2/3
-    q = class_quantile(losses, labels)
-    assert_close(q, torch.tensor([0, 1 / 3, 2 / 3, 1 / 3, 0, 2 / 3], dtype=torch.float64))
-    # keep 3: both quantile-0 samples, then the quantile-1/3 tie broken by loss (0.2 < 2.0)
-    assert small_loss_keep(losses, 0.5, labels).tolist() == [True, True, False, False, True, False]
-    assert small_loss_keep(losses, 4 / 6, labels).tolist() == [True, True, False, True, True, False]
-    # class sizes differ: a class of one sample has quantile 0 and is kept first
-    q = class_quantile(torch.tensor([5.0, 0.1, 0.2]), torch.tensor([2, 0, 0]))
-    assert q.tolist() == [0.0, 0.0, 0.5]
-
-
-def test_per_class_selection_balances_the_division_and_the_cross_update():
-    losses = np.array([[0.1, 0.2, 0.3, 2.0, 1.0, 3.0], [0.3, 0.2, 0.1, 1.0, 3.0, 2.0]])
-    labels = np.array([0, 0, 0, 1, 1, 1])
-    params = CoteachingParams(forget_rate=0.5, num_gradual=1, per_class=True)
-    division = CoteachingSelection(params, seed=0).divide(
-        SelectionInputs(labels=labels, num_classes=2, losses=losses, epoch=3), 2
+def test_class_median_offset_values():
+    losses = torch.tensor([0.1, 0.3, 0.2, 2.0, 1.0, 4.0, 3.0, 9.0])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2])
+    # class 0: median 0.2; class 1: lower median of 1, 2, 3, 4 = 2.0; class 2: 9.0
+    assert class_median_offset(losses, labels).tolist() == pytest.approx(
+        [0.2, 0.2, 0.2, 2.0, 2.0, 2.0, 2.0, 9.0]
     )
-    # order by (quantile, loss): net 1 -> 0, 4, 1, 3, 2, 5; rank probability 1 - rank / 5
-    assert_close(division.clean_prob[0], np.array([1.0, 0.6, 0.2, 0.4, 0.8, 0.0]))
-    assert division.labelled[0].tolist() == [True, True, False, False, True, False]
-    assert division.labelled[1].tolist() == [False, True, True, True, False, False]
-    # the per-batch update: b trains on a's class-balanced pick
-    sel = CoteachingSelection(params, seed=0)
-    la, lb = torch.tensor(losses[0]), torch.tensor(losses[1])
-    _, update_b, keep_a, _ = sel.batch_losses(la, lb, 0.5, torch.tensor(labels))
-    assert keep_a.tolist() == division.labelled[0].tolist()
-    assert_close(update_b, torch.tensor((0.3 + 0.2 + 3.0) / 3, dtype=torch.float64))
-    # per_class off (Han et al.): the global rank, whatever the labels
+
+
+def test_cross_update_ranks_against_the_offsets_and_updates_on_the_losses():
+    # b's losses are larger for samples 2, 3 (an under-fitted class): the global rank keeps
+    # 0, 1; against class medians (0.1 for 0, 1; 1.0 for 2, 3) it keeps 1 and 3 (-0.05, -0.1)
+    loss_a = torch.tensor([0.1, 0.2, 1.1, 1.0])
+    loss_b = torch.tensor([0.15, 0.05, 1.1, 0.9])
+    offset = torch.tensor([0.1, 0.1, 1.0, 1.0])
+    _, _, keep_a, keep_b = coteaching_losses(loss_a, loss_b, 0.5)
+    assert keep_b.tolist() == [True, True, False, False]
+    update_a, update_b, keep_a, keep_b = coteaching_losses(loss_a, loss_b, 0.5, offset, offset)
+    assert keep_a.tolist() == [True, False, False, True]  # 0.0, 0.1, 0.1, 0.0: ties by position
+    assert keep_b.tolist() == [False, True, False, True]
+    assert_close(update_a, torch.tensor((0.2 + 1.0) / 2))  # a on b's picks, raw losses
+    assert_close(update_b, torch.tensor((0.15 + 0.9) / 2))
+
+
+def test_per_class_division_and_batch_rule_use_the_class_medians():
+    # class 1's losses are all larger (under-fitted) but only sample 5 stands out within it
+    losses = np.array([[0.25, 0.5, 1.0, 1.25, 1.5, 3.0], [0.5, 0.25, 0.75, 1.5, 1.25, 2.5]])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    sel = CoteachingSelection(CoteachingParams(forget_rate=0.5, num_gradual=1), seed=0)
+    division = sel.divide(SelectionInputs(labels=labels, num_classes=2, losses=losses, epoch=3), 2)
+    # net 1: medians 0.5 and 1.5 -> -0.25, 0, 0.5, -0.25, 0, 1.5: keeps 0, 3 (ties by
+    # position) and 1; the global rank would keep 0, 1, 2
+    assert division.labelled[0].tolist() == [True, True, False, True, False, False]
+    assert_close(division.clean_prob[0], np.array([1.0, 0.6, 0.2, 0.8, 0.4, 0.0]))
+    assert division.fits[0]["per_class"] is True
+    assert np.array_equal(division.loss, losses)  # the raw losses, for plots and batch_rule
+    rule = sel.batch_rule(division, torch.as_tensor(labels))
+    idx = torch.tensor([5, 3, 0, 2])  # a batch: a's losses rank against a's medians
+    la = torch.as_tensor(losses[0][[5, 3, 0, 2]], dtype=torch.float32)
+    lb = torch.as_tensor(losses[1][[5, 3, 0, 2]], dtype=torch.float32)
+    _, _, keep_a, keep_b = rule(la, lb, 0.5, idx)
+    assert keep_a.tolist() == [False, True, True, False]  # 1.5, -0.25, -0.25, 0.5
+    # b's medians 0.5 and 1.5: 1.0, 0.0, 0.0, 0.25
+    assert keep_b.tolist() == [False, True, True, False]
+    # per_class off: Han et al.'s global rank
     plain = CoteachingSelection(
         CoteachingParams(forget_rate=0.5, num_gradual=1, per_class=False), seed=0
     )
-    _, _, keep_a, _ = plain.batch_losses(la, lb, 0.5, torch.tensor(labels))
-    assert keep_a.tolist() == [True, True, True, False, False, False]
+    inputs = SelectionInputs(labels=labels, num_classes=2, losses=losses, epoch=3)
+    division = plain.divide(inputs, 2)
+    assert division.labelled[0].tolist() == [True, True, True, False, False, False]
+    _, _, keep_a, _ = plain.batch_rule(division, torch.as_tensor(labels))(la, lb, 0.5, idx)
+    assert keep_a.tolist() == [False, False, True, True]
+    # a division without losses (NaN) ranks the losses as they are
+    blank = CoteachingSelection(CoteachingParams(), seed=0)
+    nan = dataclasses.replace(division, loss=np.full((2, 6), np.nan))
+    _, _, keep_a, _ = blank.batch_rule(nan, torch.as_tensor(labels))(la, lb, 0.5, idx)
+    assert keep_a.tolist() == [False, False, True, True]
 
 
 def test_cross_update_values_and_gradients():
@@ -149,7 +170,13 @@ def test_divide_per_network_views():
     ]
     assert np.array_equal(division.weight, np.ones((2, 5)))
     assert np.array_equal(division.loss, losses)
-    assert division.fits[0] == {"kind": "coteaching", "forget_rate": 0.4, "epoch": 7, "kept": 3}
+    assert division.fits[0] == {
+        "kind": "coteaching",
+        "forget_rate": 0.4,
+        "epoch": 7,
+        "per_class": True,
+        "kept": 3,
+    }
     # network 0 trains on network 1's small-loss set (the cross update)
     assert division.for_net(0).labelled.tolist() == [[True, True, True, False, False]]
     early = selector.divide(

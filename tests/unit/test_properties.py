@@ -21,7 +21,7 @@ from noisyflow.methods.losses import (
     mae,
 )
 from noisyflow.methods.mixing import mix
-from noisyflow.methods.selection.coteaching import class_quantile, num_kept, small_loss_keep
+from noisyflow.methods.selection.coteaching import num_kept, small_loss_keep
 from noisyflow.methods.selection.gmm import GMMParams, fit_clean_probability
 from noisyflow.methods.ssl.mixmatch import sharpen
 
@@ -133,26 +133,3 @@ def test_small_loss_keep_keeps_the_smallest(losses, keep):
     assert int(mask.sum()) == num_kept(len(losses), keep)
     if mask.any() and (~mask).any():
         assert values[mask].max() <= values[~mask].min()
-
-
-@PROPERTY
-@given(
-    pairs=st.lists(
-        st.tuples(st.sampled_from([0.0, 0.5, 1.0, 2.0]), st.integers(0, 4)), max_size=30
-    ),
-    keep=st.floats(0.0, 1.0),
-)
-def test_class_balanced_keep_follows_the_within_class_rank(pairs, keep):
-    """quantile = (# same-class samples with a smaller loss, or an equal one earlier) / n_c;
-    the kept set is the num_kept smallest quantiles."""
-    losses = torch.tensor([p[0] for p in pairs])
-    labels = torch.tensor([p[1] for p in pairs], dtype=torch.long)
-    q = class_quantile(losses, labels)
-    for i, (loss, y) in enumerate(pairs):
-        same = [j for j, p in enumerate(pairs) if p[1] == y]
-        rank = sum(1 for j in same if pairs[j][0] < loss or (pairs[j][0] == loss and j < i))
-        assert q[i].item() == rank / len(same)
-    mask = small_loss_keep(losses, keep, labels)
-    assert int(mask.sum()) == num_kept(len(pairs), keep)
-    if mask.any() and (~mask).any():
-        assert q[mask].max() <= q[~mask].min()

@@ -56,7 +56,7 @@ def run(kind: str, ctx: steps.Context, where: str = "test") -> dict[str, float]:
             ctx,
             ctx.data.all_indices(),
             keep_fraction=0.5,
-            select=lambda a, b, keep, labels: coteaching_losses(a, b, keep),  # global rank
+            select=lambda a, b, keep, idx: coteaching_losses(a, b, keep),
             where=where,
         )
     if kind == "mixmatch":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -9,6 +10,10 @@ import numpy as np
 
 from noisyflow.methods.registry import NoParams, Registry
 from noisyflow.types import Division
+
+# A per-batch selector's rule for one epoch: (loss_a, loss_b, keep_fraction, idx) ->
+# (loss for a, loss for b, kept by a, kept by b)
+BatchRule = Callable[[Any, Any, float, Any], tuple[Any, Any, Any, Any]]
 
 SELECTIONS = Registry("selection", section="selection")
 
@@ -81,9 +86,10 @@ class Selector:
         """Per-batch selectors: the fraction of each batch kept at `epoch`."""
         return 1.0
 
-    def batch_losses(self, loss_a: Any, loss_b: Any, keep_fraction: float, labels: Any) -> Any:
-        """Per-batch selectors: (loss for a, loss for b, kept by a, kept by b); `labels` are
-        the batch's given labels."""
+    def batch_rule(self, division: Division, labels: Any) -> BatchRule:
+        """Per-batch selectors: the epoch's rule (loss_a, loss_b, keep_fraction, idx) -> (loss
+        for a, loss for b, kept by a, kept by b), given the epoch's division and the given
+        labels; idx are the batch's sample indices."""
         raise NotImplementedError
 
 
