@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-PACK = REPO.parent / "shared" / "data" / "cifar10-jpeg.npz"
+from packs import CIFAR_PACK as PACK
+from packs import REPO
+
 SETTINGS = {
     "sym-50": {"data.noise.type": "symmetric", "data.noise.rate": 0.5},
     "sym-80": {"data.noise.type": "symmetric", "data.noise.rate": 0.8},
@@ -179,7 +179,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("NOISYFLOW_CIFAR", PACK)))
+    ap.add_argument("--data", type=Path, default=PACK)
     ap.add_argument("--labels", type=Path, help=".npy of 50,000 labels replacing injected noise")
     ap.add_argument("--smoke", action="store_true", help="CPU, a 600-image subset, 1+1 epochs")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))

@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
-PACK = Path(os.environ.get("NOISYFLOW_CIFAR", REPO.parent / "shared" / "data" / "cifar10-jpeg.npz"))
+from packs import CIFAR_PACK as PACK
+from packs import REPO
 
 SUITES: dict[str, dict[str, Any]] = {
     "digits": {

@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from packs import CIFAR_PACK as PACK
+from packs import REPO
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PACK = Path("/work/shared/data/cifar10-jpeg.npz")
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 

@@ -31,17 +31,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from packs import CIFAR_PACK, REPO
+
 sys.path.insert(0, str(REPO))
 
-CIFAR_PACK = "/work/shared/data/cifar10-jpeg.npz"
 SETTINGS: dict[str, dict[str, Any]] = {
     "digits-sym-60": {"data.noise.type": "symmetric", "data.noise.rate": 0.6},
     "digits-asym-40": {"data.noise.type": "asymmetric", "data.noise.rate": 0.4},
     "digits-inst-40": {"data.noise.type": "instance", "data.noise.rate": 0.4},
     "cifar5k-inst-40": {
         "data.source": "cifar10",
-        "data.path": CIFAR_PACK,
+        "data.path": str(CIFAR_PACK),
         "data.subset": 5000,
         "data.noise.type": "instance",
         "data.noise.rate": 0.4,
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--space", type=Path, default=REPO / "params/search_space.yaml")
     ap.add_argument("--pruner", default="median", choices=("median", "hyperband", "none"))
     ap.add_argument("--seed", type=int, default=0, help="sampler seed")
-    ap.add_argument("--cifar", default=CIFAR_PACK, help="the CIFAR-10 JPEG pack (cifar5k)")
+    ap.add_argument("--cifar", default=str(CIFAR_PACK), help="the CIFAR-10 JPEG pack (cifar5k)")
     ap.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                     help="budget for search and evaluation alike, e.g. train.epochs=10")  # fmt: skip
     ap.add_argument(
