@@ -12,12 +12,13 @@ from noisyflow.methods.selection import SELECTIONS, SelectionInputs
 from noisyflow.methods.selection.coteaching import (
     CoteachingParams,
     CoteachingSelection,
-    class_median_offset,
+    class_medians,
     coteaching_losses,
     forget_rate,
     loss_rank_probability,
     num_kept,
     small_loss_keep,
+    track_class_medians,
 )
 
 
@@ -59,13 +60,30 @@ def test_small_loss_keep_values_and_ties():
     assert small_loss_keep(losses, 1.0).all()
 
 
-def test_class_median_offset_values():
-    losses = torch.tensor([0.1, 0.3, 0.2, 2.0, 1.0, 4.0, 3.0, 9.0])
-    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2])
-    # class 0: median 0.2; class 1: lower median of 1, 2, 3, 4 = 2.0; class 2: 9.0
-    assert class_median_offset(losses, labels).tolist() == pytest.approx(
-        [0.2, 0.2, 0.2, 2.0, 2.0, 2.0, 2.0, 9.0]
+def test_class_medians_values_and_absent_classes():
+    losses = torch.tensor(
+        [[0.1, 0.3, 0.2, 2.0, 1.0, 4.0, 3.0, 9.0], [5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.0, 7.0]]
     )
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 3])
+    medians, present = class_medians(losses, labels, 5)
+    # row 0: class 0: median of 0.1, 0.3, 0.2 = 0.2; class 1: lower median of 1, 2, 3, 4 = 2.0;
+    # class 3: 9.0; classes 2 and 4 absent -> 0. Row 1: 4.0, lower median of 0, 0.5, 1, 2 = 0.5
+    assert_close(medians, torch.tensor([[0.2, 2.0, 0.0, 9.0, 0.0], [4.0, 0.5, 0.0, 7.0, 0.0]]))
+    assert present.tolist() == [True, True, False, True, False]
+    for c in (0, 1, 3):  # torch's own (lower) median
+        assert medians[0, c] == losses[0][labels == c].median()
+
+
+def test_running_class_medians_move_towards_each_batch():
+    running = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    batch = torch.tensor([[0.5, 0.1, 0.3, 5.0], [1.0, 3.0, 2.0, 4.0]])
+    labels = torch.tensor([0, 0, 0, 2])  # class 1 is not in the batch: it keeps its median
+    moved = track_class_medians(running, batch, labels, 0.25)
+    # class 0: batch medians 0.3 and 2.0; class 2: 5.0 and 4.0
+    expected = [[1.0 + 0.25 * (0.3 - 1.0), 2.0, 3.0 + 0.25 * 2.0], [0.5, 0.0, 1.0]]
+    assert_close(moved, torch.tensor(expected))
+    assert torch.equal(track_class_medians(running, batch, labels, 0.0), running)
+    assert track_class_medians(running, batch, labels, 1.0)[0, 0] == pytest.approx(0.3)
 
 
 def test_cross_update_ranks_against_the_offsets_and_updates_on_the_losses():
@@ -87,7 +105,8 @@ def test_per_class_division_and_batch_rule_use_the_class_medians():
     # class 1's losses are all larger (under-fitted) but only sample 5 stands out within it
     losses = np.array([[0.25, 0.5, 1.0, 1.25, 1.5, 3.0], [0.5, 0.25, 0.75, 1.5, 1.25, 2.5]])
     labels = np.array([0, 0, 0, 1, 1, 1])
-    sel = CoteachingSelection(CoteachingParams(forget_rate=0.5, num_gradual=1), seed=0)
+    fixed = CoteachingParams(forget_rate=0.5, num_gradual=1, median_ema=0.0)  # epoch medians
+    sel = CoteachingSelection(fixed, seed=0)
     division = sel.divide(SelectionInputs(labels=labels, num_classes=2, losses=losses, epoch=3), 2)
     # net 1: medians 0.5 and 1.5 -> -0.25, 0, 0.5, -0.25, 0, 1.5: keeps 0, 3 (ties by
     # position) and 1; the global rank would keep 0, 1, 2
@@ -117,6 +136,27 @@ def test_per_class_division_and_batch_rule_use_the_class_medians():
     nan = dataclasses.replace(division, loss=np.full((2, 6), np.nan))
     _, _, keep_a, _ = blank.batch_rule(nan, torch.as_tensor(labels))(la, lb, 0.5, idx)
     assert keep_a.tolist() == [False, False, True, True]
+
+
+def test_batch_rule_medians_follow_the_batches_within_the_epoch():
+    # the division's medians are 0.4 (class 0) and 1.2 (class 1); within the epoch class 1 has
+    # been learnt (batch losses 0.3, 0.6), so fixed medians keep only class 1
+    losses = np.array([[0.2, 0.4, 0.6, 1.0, 1.2, 1.4]] * 2)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    inputs = SelectionInputs(labels=labels, num_classes=2, losses=losses, epoch=3)
+    idx, batch = torch.tensor([0, 1, 3, 4]), torch.tensor([0.5, 0.7, 0.3, 0.6])
+
+    def keeps(median_ema, calls):
+        sel = CoteachingSelection(CoteachingParams(0.5, 1, median_ema=median_ema), seed=0)
+        rule = sel.batch_rule(sel.divide(inputs, 2), torch.as_tensor(labels))
+        return [rule(batch, batch, 0.5, idx)[2].tolist() for _ in range(calls)]
+
+    only_class_1, one_each = [False, False, True, True], [True, False, True, False]
+    assert keeps(0.0, 3) == [only_class_1] * 3  # 0.1, 0.3, -0.9, -0.6
+    # 0.5: medians 0.45, 0.75 (0.05, 0.25, -0.45, -0.15), then 0.475, 0.525 (0.025, 0.225,
+    # -0.225, 0.075): the running medians carry from batch to batch
+    assert keeps(0.5, 3) == [only_class_1, one_each, one_each]
+    assert keeps(1.0, 1) == [one_each]  # the batch's own medians 0.5, 0.3: 0, 0.2, 0, 0.3
 
 
 def test_cross_update_values_and_gradients():

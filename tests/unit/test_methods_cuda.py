@@ -9,7 +9,7 @@ import noisyflow.config  # noqa: F401  (imported first: config <-> methods impor
 from noisyflow.methods.losses import GCEParams, SCEParams, gce, one_hot, sce
 from noisyflow.methods.mixing import draw_mixup, mix
 from noisyflow.methods.selection.aum import AUMRecorder, margins
-from noisyflow.methods.selection.coteaching import coteaching_losses
+from noisyflow.methods.selection.coteaching import coteaching_losses, track_class_medians
 from noisyflow.methods.selection.curriculum import curriculum_subsets
 from noisyflow.methods.selection.gmm import GMMParams, fit_clean_probability
 from noisyflow.methods.ssl.fixmatch import fixmatch_unlabelled_loss, strong_augment
@@ -41,6 +41,10 @@ def test_per_batch_pieces_on_device():
         gpu = coteaching_losses(a.to(CUDA), b.to(CUDA), 0.6, on, on)
         for x, y in zip(cpu, gpu, strict=True):
             assert_close(y.cpu(), x)
+    y = torch.randint(10, (64,), generator=g)
+    running = torch.rand(2, 10, generator=g)
+    moved = track_class_medians(running.to(CUDA), torch.stack([a, b]).to(CUDA), y.to(CUDA), 0.1)
+    assert_close(moved.cpu(), track_class_medians(running, torch.stack([a, b]), y, 0.1))
     rec = AUMRecorder(64, CUDA)
     rec.update(torch.arange(64, device=CUDA), margins(logits.to(CUDA), t.argmax(1).to(CUDA)))
     assert_close(rec.aum().cpu().float(), margins(logits, t.argmax(1)))
