@@ -36,7 +36,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -968,31 +967,16 @@ def _die_with_parent() -> None:
 def spawn_worker(config_path: str, index: int, workers: int, on_line: Any) -> None:
     """Run one worker process to its end, streaming its lines; raise StageError (transient when
     killed by a signal or the storage was locked) on failure."""
-    from pipeline.dvcrun import classify
+    from pipeline.dvcrun import classify, stream
 
     cfg = SearchConfig.load(config_path)
     cwd = cfg.study_dir / "workers" / f"w{index}"
     cwd.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pipeline.search", "worker", config_path, str(index)]
-    tail: list[str] = []
-    with subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env={**worker_env(index, workers), PARENT_ENV: str(os.getpid())},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        bufsize=1,
-    ) as proc:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.rstrip()
-            if line:
-                on_line(line)
-                tail = [*tail[-39:], line]
-    if proc.returncode != 0:
-        raise classify(proc.returncode, tail, f"search worker {index}")
+    env = {**worker_env(index, workers), PARENT_ENV: str(os.getpid())}
+    code, tail = stream(cmd, cwd=cwd, env=env, on_line=on_line)
+    if code != 0:
+        raise classify(code, tail, f"search worker {index}")
 
 
 def _prefect_parts() -> tuple[Any, Any]:

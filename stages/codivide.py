@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from noisyflow import recipes
 from noisyflow.artifacts import save_division
-from noisyflow.io import atomic_outputs, load_checkpoint, write_json
+from noisyflow.io import atomic_outputs, write_json
 from noisyflow.plots import save_clean_prob_histogram
 from stages.common import entrypoint, parser, stage
 from stages.logging import read_prepared
@@ -25,10 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser("codivide", PATHS).parse_args(argv)
     with stage("codivide", args.params, READS) as ctx:
         prepared = read_prepared(ctx, args.prepared)
-        payload = load_checkpoint(args.model)
-        _, nets = recipes.load_nets(
-            payload, ctx.runtime, origin=str(args.model), expect=ctx.params, prepared=prepared
-        )
+        payload, _, nets = ctx.load_nets(args.model, prepared)
         stats = {k: v.to(ctx.runtime.device) for k, v in payload.get("stats", {}).items()}
         division = recipes.divide(ctx.params, prepared, nets, ctx.runtime, stats=stats)
         known = prepared.train.truth_known

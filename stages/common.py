@@ -19,14 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from noisyflow import tracking
+from noisyflow import recipes, tracking
 from noisyflow.config import flatten, load_params, to_dict
 from noisyflow.config.view import ParamsView, resolve_reads
 from noisyflow.errors import NoisyflowError
+from noisyflow.io import load_checkpoint
 from noisyflow.lineage import dvc_hash
 from noisyflow.locking import check_stage_may_run
 from noisyflow.train.runtime import Runtime
 from noisyflow.train.state import Checkpointer
+from noisyflow.types import Prepared
 
 PACKAGE = Path(__file__).resolve().parents[1] / "noisyflow"
 STATE_DIR = ".noisyflow/state"
@@ -59,6 +61,15 @@ class StageContext:
         )
         ck.run_id = getattr(self.run, "run_id", None)
         return ck
+
+    def load_nets(self, path: Path, prepared: Prepared) -> tuple[dict[str, Any], Any, list[Any]]:
+        """(checkpoint payload, its network config, the networks) saved at `path` by an earlier
+        stage, refused when they were built for other params or data."""
+        payload = load_checkpoint(path)
+        config, nets = recipes.load_nets(
+            payload, self.runtime, origin=str(path), expect=self.params, prepared=prepared
+        )
+        return payload, config, nets
 
     def resumed(self, epoch: int | None, previous_run: str | None) -> None:
         """Say in the log and on the MLflow run that this run resumed a killed one."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from noisyflow import recipes
 from noisyflow.artifacts import load_division, save_history_csv, save_label_issues
-from noisyflow.io import atomic_outputs, load_checkpoint, save_checkpoint, write_json
+from noisyflow.io import atomic_outputs, save_checkpoint, write_json
 from stages.common import entrypoint, epoch_logger, parser, stage
 from stages.logging import log_model, read_prepared
 
@@ -37,11 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser("correct", PATHS).parse_args(argv)
     with stage("correct", args.params, READS) as ctx:
         prepared = read_prepared(ctx, args.prepared)
-        origin = str(args.train_model)
-        payload = load_checkpoint(args.train_model)
-        config, nets = recipes.load_nets(
-            payload, ctx.runtime, origin=origin, expect=ctx.params, prepared=prepared
-        )
+        _, config, nets = ctx.load_nets(args.train_model, prepared)
         division = load_division(args.division, len(prepared.labels))
         checkpointer = ctx.checkpointer([args.prepared, args.train_model, args.division])
         result = recipes.correct(

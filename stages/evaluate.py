@@ -15,7 +15,7 @@ from noisyflow.artifacts import (
     save_per_class,
 )
 from noisyflow.config import flatten, to_dict
-from noisyflow.io import atomic_outputs, load_checkpoint, write_json
+from noisyflow.io import atomic_outputs, write_json
 from noisyflow.lineage import dvc_hash, group_key
 from noisyflow.plots import save_confusion_png
 from noisyflow.report.build import (
@@ -102,10 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser("evaluate", PATHS).parse_args(argv)
     with stage("evaluate", args.params, READS) as ctx:
         prepared = read_prepared(ctx, args.prepared)
-        payload = load_checkpoint(args.model)
-        _, nets = recipes.load_nets(
-            payload, ctx.runtime, origin=str(args.model), expect=ctx.params, prepared=prepared
-        )
+        _, _, nets = ctx.load_nets(args.model, prepared)
         issues = load_label_issues(args.issues, prepared)
         result = recipes.evaluate(prepared, nets, issues, ctx.runtime, tta=ctx.params.model.tta)
         metrics_out = metrics_payload(result.metrics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from noisyflow import recipes
 from noisyflow.artifacts import load_division, save_division, save_history_csv
-from noisyflow.io import atomic_outputs, load_checkpoint, save_checkpoint, write_json
+from noisyflow.io import atomic_outputs, save_checkpoint, write_json
 from noisyflow.plots import save_training_curves
 from stages.common import entrypoint, epoch_logger, parser, stage
 from stages.logging import read_prepared
@@ -39,11 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser("train", PATHS).parse_args(argv)
     with stage("train", args.params, READS) as ctx:
         prepared = read_prepared(ctx, args.prepared)
-        origin = str(args.warmup_model)
-        payload = load_checkpoint(args.warmup_model)
-        config, nets = recipes.load_nets(
-            payload, ctx.runtime, origin=origin, expect=ctx.params, prepared=prepared
-        )
+        _, config, nets = ctx.load_nets(args.warmup_model, prepared)
         first = load_division(args.division, len(prepared.labels))
         checkpointer = ctx.checkpointer([args.prepared, args.warmup_model, args.division])
         result = recipes.train(

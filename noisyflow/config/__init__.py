@@ -43,19 +43,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AugmentParams",
-    "CorrectParams",
-    "CsvParams",
-    "DataParams",
-    "MethodParams",
-    "ModelParams",
-    "NoiseParams",
-    "OptimParams",
-    "Params",
-    "RuntimeParams",
-    "TrackingParams",
-    "TrainParams",
-    "WarmupParams",
+    *_SCHEMA,
     "flatten",
     "get_dotted",
     "load_params",

@@ -34,17 +34,6 @@ from noisyflow.data.sources.imagefolder import list_folder
 from noisyflow.errors import InputDataError
 from noisyflow.io import atomic_outputs, load_npz, read_json
 
-ISSUE_COLUMNS = (
-    "index",
-    "path",
-    "given_label",
-    "given_class",
-    "corrected_label",
-    "corrected_class",
-    "label_quality",
-    "is_label_issue",
-    "prototype_label",
-)
 ADDED_COLUMNS = ("corrected_label", "label_quality", "is_label_issue")
 FORMATS = ("csv", "imagefolder")
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}

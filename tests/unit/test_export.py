@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from noisyflow.data.export import ISSUE_COLUMNS, export_labels
+from noisyflow.artifacts import LABEL_ISSUE_COLUMNS
+from noisyflow.data.export import export_labels
 from noisyflow.data.prepare import prepare_dataset
 from noisyflow.data.sources import load_source
 from noisyflow.errors import InputDataError
@@ -28,7 +29,7 @@ def _issues(tmp_path, prepared, flip_every=4):
         path = prepared.train.paths[k] if prepared.train.paths is not None else ""
         rows.append([int(row), path, int(given), classes[given], corrected, classes[corrected],
                      0.1 if flagged else 0.9, flagged, -1])  # fmt: skip
-    return write_csv(tmp_path / "label_issues.csv", list(ISSUE_COLUMNS), rows)
+    return write_csv(tmp_path / "label_issues.csv", list(LABEL_ISSUE_COLUMNS), rows)
 
 
 def _read(path):
@@ -98,7 +99,7 @@ def test_array_source_export_is_a_labels_path_for_the_next_prepare(tmp_path):
         corrected = (int(given) + 3) % 10 if k % 5 == 0 else int(given)
         rows.append([int(row), "", int(given), str(given), corrected, str(corrected),
                      0.2 if corrected != given else 0.8, corrected != given, -1])  # fmt: skip
-    issues = write_csv(tmp_path / "issues.csv", list(ISSUE_COLUMNS), rows)
+    issues = write_csv(tmp_path / "issues.csv", list(LABEL_ISSUE_COLUMNS), rows)
     result = export_labels(tmp_path / "prepared", issues, tmp_path / "ex")
     assert result.files == (tmp_path / "ex" / "corrected_labels.csv",) and result.rows == 200
     relabelled = params(subset=200, test_size=40, val_size=20,
@@ -153,7 +154,7 @@ def test_relabelled_copy_renames_on_a_name_clash(tmp_path):
         corrected = 1 if prepared.train.paths[k] == moved else int(given)
         rows.append([int(row), prepared.train.paths[k], int(given), "", corrected, "", 0.5,
                      corrected != given, -1])  # fmt: skip
-    issues = write_csv(tmp_path / "issues.csv", list(ISSUE_COLUMNS), rows)
+    issues = write_csv(tmp_path / "issues.csv", list(LABEL_ISSUE_COLUMNS), rows)
     export_labels(tmp_path / "prepared", issues, tmp_path / "ex", link_copy=True)
     moves = _read(tmp_path / "ex" / "moves.csv")
     stem = moved.split("/")[1].removesuffix(".png")
@@ -176,7 +177,7 @@ def test_export_refuses_the_source_folder_and_mismatched_issues(tmp_path):
         export_labels(tmp_path / "prepared", issues, tmp_path / "ex", fmt="parquet")
     table = _read(issues)
     table[0]["given_label"] = str((int(table[0]["given_label"]) + 1) % 3)
-    write_csv(issues, list(ISSUE_COLUMNS), [list(r.values()) for r in table])
+    write_csv(issues, list(LABEL_ISSUE_COLUMNS), [list(r.values()) for r in table])
     with pytest.raises(
         InputDataError, match=r"label_issues.csv: data row 1 .*does not match the prepared"
     ):
