@@ -31,7 +31,7 @@ import numpy as np
 from noisyflow.data.decode import DecodeStats, decode_to_cache, transform_array
 from noisyflow.data.images import Preprocess
 from noisyflow.data.sources import SourceData, has_test_source, load_source
-from noisyflow.data.sources.base import display, resolve
+from noisyflow.data.sources.base import check_labels, display, resolve
 from noisyflow.data.sources.csvfile import parse_labels, read_table, where
 from noisyflow.data.split import stratified_split
 from noisyflow.data.store import copy_rows, read_rows, write_npz
@@ -208,18 +208,11 @@ def read_labels_file(data: DataParams, base: Path, source: SourceData, *, kept: 
             labels = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise InputDataError(f"{shown}: not a readable .npy without pickle ({exc})") from None
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-            raise InputDataError(f"{shown}: {labels.dtype} {labels.shape}; expected (N,) integers")
-        if len(labels) != n:
+        if labels.ndim == 1 and len(labels) != n:
             raise InputDataError(
                 f"{shown}: {len(labels)} labels, expected {n} (one per row of {source.origin})"
             )
-        bad = np.flatnonzero((labels < 0) | (labels >= K))
-        if bad.size:
-            i = int(bad[0])
-            raise InputDataError(
-                f"{shown}: row {i} has label {int(labels[i])}, expected 0..{K - 1} ({bad.size} bad)"
-            )
+        check_labels(labels, K, origin=shown)
         return labels.astype(np.int64)
     if suffix != ".csv":
         raise InputDataError(f"{shown}: expected a .csv (index,label) or .npy label file")

@@ -237,6 +237,7 @@ def test_labels_path_csv_with_names_on_an_image_folder(tmp_path):
     [
         (np.arange(1796) % 10, r"new.npy: 1796 labels, expected 1797 \(one per row of digits"),
         (np.full(1797, 10), r"new.npy: row 0 has label 10, expected 0..9"),
+        (np.zeros(1797), r"new.npy: labels must be a 1-D integer array, got float64 \(1797,\)"),
         (
             "index,label\n0,3\n5000,1\n",
             r"new.csv: data row 2 \(line 3.*unknown index 5000; expected a source row 0..1796",
