@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,9 @@ from PIL import Image
 
 from pipeline.cli import main as cli
 from pipeline.report import find_report, run_report
-from tests.helpers import dvc, make_dvc_project, subprocess_env
+from tests.helpers import dvc, make_dvc_project, parse, subprocess_env
+
+PNG = "data:image/png;base64,"
 
 pytestmark = pytest.mark.integration
 
@@ -99,44 +100,15 @@ def test_dvc_plots_diff_compares_two_experiments(project):
                 assert {v["rev"] for v in e["content"]["data"]["values"]} == {"base", "alpha09"}
 
 
-class Cells(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.cells: list[str] = []
-        self.meta: dict[str, str] = {}
-        self.imgs = 0
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag in ("td", "th"):
-            self._cell = []
-        elif tag == "meta" and a.get("name"):
-            self.meta[a["name"]] = a.get("content") or ""
-        elif tag == "img":
-            assert (a.get("src") or "").startswith("data:image/png;base64,")
-            self.imgs += 1
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.cells.append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
 def test_the_report_of_a_real_run(project, tmp_path, capsys, monkeypatch):
-    page = Cells()
-    page.feed((project / "outputs/report.html").read_text(encoding="utf-8"))
+    page = parse((project / "outputs/report.html").read_text(encoding="utf-8"))
     metrics = json.loads((project / "metrics.json").read_text())
     for key, value in metrics.items():
         if value is None:
             continue
         shown = str(int(value)) if key.startswith("num_") else f"{value:.6f}"
         assert shown in page.cells, key
-    assert page.imgs >= 6
+    assert len(page.imgs) >= 6 and all(src.startswith(PNG) for src in page.imgs)
     run_id = page.meta["noisyflow:mlflow-run-id"]
     assert run_id and page.meta["noisyflow:mlflow-parent-run-id"]
     text = (project / "outputs/report.html").read_text(encoding="utf-8")
@@ -184,9 +156,9 @@ def test_the_report_of_a_real_run(project, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
     side = tmp_path / "compare.html"
     assert cli(["compare", "--last", "2", "--html", str(side)]) == 0
-    compared = Cells()
-    compared.feed(side.read_text(encoding="utf-8"))
-    assert {"base", "alpha09"} <= set(compared.cells) and compared.imgs == 1
+    compared = parse(side.read_text(encoding="utf-8"))
+    assert {"base", "alpha09"} <= set(compared.cells)
+    assert len(compared.imgs) == 1 and compared.imgs[0].startswith(PNG)
 
 
 def _browser():

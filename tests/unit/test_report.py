@@ -9,7 +9,6 @@ import csv
 import html
 import json
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from noisyflow.report.page import SECTIONS
 from noisyflow.report.tiles import Tile, save_tile_grid, shorten, side_by_side
 from noisyflow.types import Correction, Division, Prepared, Split
 from pipeline.report import find_report, run_report
+from tests.helpers import parse
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("cat", "dog", "bird")
@@ -38,50 +38,6 @@ def png_size(path: Path) -> tuple[int, int]:
         im.load()  # decodes the whole image
         assert im.format == "PNG"
         return im.size
-
-
-class Page(HTMLParser):
-    """Collects what the tests look at: ids, tags, <img> sources, links, table cell texts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ids: set[str] = set()
-        self.tags: list[str] = []
-        self.imgs: list[str] = []
-        self.hrefs: list[str] = []
-        self.meta: dict[str, str] = {}
-        self.cells: list[str] = []
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        self.tags.append(tag)
-        if "id" in a:
-            self.ids.add(a["id"])
-        if tag == "img":
-            self.imgs.append(a.get("src") or "")
-        if tag == "a":
-            self.hrefs.append(a.get("href") or "")
-        if tag == "meta" and a.get("name"):
-            self.meta[a["name"]] = a.get("content") or ""
-        if tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.cells.append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def parse(text: str) -> Page:
-    page = Page()
-    page.feed(text)
-    page.close()
-    return page
 
 
 def make_prepared(*, paths: bool = False, truth: bool = True, channels: int = 1) -> Prepared:
