@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from noisyflow import recipes, tracking
+from noisyflow import tracking
 from noisyflow.config import flatten, load_params, to_dict
 from noisyflow.config.view import ParamsView, resolve_reads
 from noisyflow.errors import NoisyflowError
@@ -29,6 +29,9 @@ from noisyflow.locking import check_stage_may_run
 from noisyflow.train.runtime import Runtime
 from noisyflow.train.state import Checkpointer
 from noisyflow.types import Prepared
+
+if TYPE_CHECKING:
+    from noisyflow.models import ModelConfig, Network
 
 PACKAGE = Path(__file__).resolve().parents[1] / "noisyflow"
 STATE_DIR = ".noisyflow/state"
@@ -62,9 +65,13 @@ class StageContext:
         ck.run_id = getattr(self.run, "run_id", None)
         return ck
 
-    def load_nets(self, path: Path, prepared: Prepared) -> tuple[dict[str, Any], Any, list[Any]]:
+    def load_nets(
+        self, path: Path, prepared: Prepared
+    ) -> tuple[dict[str, Any], ModelConfig, list[Network]]:
         """(checkpoint payload, its network config, the networks) saved at `path` by an earlier
         stage, refused when they were built for other params or data."""
+        from noisyflow import recipes  # the networks' code: not needed by `prepare`
+
         payload = load_checkpoint(path)
         config, nets = recipes.load_nets(
             payload, self.runtime, origin=str(path), expect=self.params, prepared=prepared
