@@ -257,7 +257,7 @@ def test_fixmatch_without_unlabelled_samples_is_weighted_supervised_training():
     net, x = ctx.state.nets[0], ctx.data.batch(torch.arange(4))
     t = F.one_hot(torch.tensor(LABELS), K).float()
     expected = (torch.tensor(weight[0]).float() * L.ce(net(x), t)).mean()
-    assert stats["loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert stats["loss"] == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_fixmatch_passes_its_strong_augmentation_settings_and_reports_its_terms():
