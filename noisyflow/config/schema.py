@@ -160,7 +160,7 @@ class CorrectParams:
     clean_margin: float = param(0.2, ge=0.0)  # bonus of the given label x its clean probability
     max_clean_prob: float = param(1.0, ge=0.0, le=1.0)  # labels the split trusts more are kept
     transition: bool = True  # the change must also win under the estimated P(given | class)
-    plurality: bool = True  # no y -> j where the evidence picks j for given y far more than y
+    plurality: bool = True  # no y -> j where the evidence picks j for given y more often than y
 
 
 @dataclass(frozen=True)

@@ -181,8 +181,11 @@ def rule(
     clean_margin=0.05,
     max_clean_prob=1.0,
     transition=False,
-    plurality=True,
+    plurality=False,
 ):
+    """The `correct:` rule with the class-level gates off unless asked for: each test below
+    isolates one per-sample gate on a handful of samples, too few for the plurality test's
+    counts (it has tests of its own)."""
     return CorrectParams(
         min_confidence=min_confidence,
         require_agreement=require_agreement,
@@ -398,34 +401,50 @@ def test_transition_keeps_a_label_the_noise_rarely_produces():
     assert last(0.6) == 0  # the networks' 0.7 reaches 0.6, the posterior does not
 
 
-def test_implausible_changes_is_a_sign_test_on_the_evidence_per_given_class():
-    # given 0: evidence 1 for 9, 0 for 1 -> 9 - 1 = 8 > 2 sqrt(10) = 6.32: implausible
-    # given 1: evidence 0 for 8, 1 for 2 -> 8 - 2 = 6 < 6.32: plausible (pairwise noise near 50%)
-    # given 2: evidence 2 for 3, 0 for 1 -> the given class wins: plausible
-    labels = np.array([0] * 10 + [1] * 10 + [2] * 4)
-    evidence = np.array([1] * 9 + [0] + [0] * 8 + [1] * 2 + [2] * 3 + [0])
-    out = implausible_changes(labels, evidence, 3)
-    expected = np.zeros((3, 3), dtype=bool)
-    expected[0, 1] = True
+def test_implausible_changes_wants_the_evidence_to_respect_plurality():
+    # given 0: evidence 1 for 9, 0 for 1 -> 0 -> 1 contradicts plurality; 0 -> 2 (1 vs 0) not
+    # given 1: evidence 0 for 6, 1 for 4 -> 1 -> 0 blocked, though 6 - 4 < 2 sqrt(10) (the old
+    #   rule of z = -2 let it through); 1 -> 2, 1 -> 3: 4 vs 0
+    # given 2: evidence 2 for 9, 0 for 1 -> plausible up to z = 8 / sqrt(10) = 2.53
+    # given 3: evidence 3 for 5, 0 for 5 -> a tie: plausible at z = 0, not at z = 1
+    labels = np.array([0] * 10 + [1] * 10 + [2] * 10 + [3] * 10)
+    evidence = np.array([1] * 9 + [0] + [0] * 6 + [1] * 4 + [2] * 9 + [0] + [3] * 5 + [0] * 5)
+    out = implausible_changes(labels, evidence, 4)
+    expected = np.zeros((4, 4), dtype=bool)
+    expected[0, 1] = expected[1, 0] = True
     assert out.tolist() == expected.tolist()
-    assert implausible_changes(labels, evidence, 3, z=1.0)[1, 0]  # 6 > 1 x sqrt(10)
-    assert not implausible_changes(labels, evidence, 3).diagonal().any()
+    assert not implausible_changes(labels, evidence, 4, z=-2.0)[1, 0]  # 2 < 2 sqrt(10)
+    assert implausible_changes(labels, evidence, 4, z=-2.0)[0, 1]  # 8 > 2 sqrt(10)
+    assert implausible_changes(labels, evidence, 4, z=1.0)[3, 0]
+    assert not implausible_changes(labels, evidence, 4, z=2.5)[2, 0]
+    assert implausible_changes(labels, evidence, 4, z=2.6)[2, 0]
+    assert not implausible_changes(labels, evidence, 4, z=5.0).diagonal().any()
 
 
 def test_plurality_keeps_the_labels_of_a_class_the_networks_never_predict():
     """GCE at CIFAR asym-40: no truck is predicted, every given truck becomes automobile."""
     labels = np.array([0] * 6 + [1] * 6)  # class 1's samples all look like class 0
     probs = two_nets(*([[0.9, 0.1]] * 12))
-    on = decide_voted(labels, probs, np.zeros(12), rule())
-    off = decide_voted(labels, probs, np.zeros(12), rule(plurality=False))
+    on = decide_voted(labels, probs, np.zeros(12), rule(plurality=True))
+    off = decide_voted(labels, probs, np.zeros(12), rule())
     assert on.is_label_issue.tolist() == off.is_label_issue.tolist() == [False] * 6 + [True] * 6
-    assert off.corrected_label.tolist() == [0] * 12  # 6 - 0 > 2 sqrt(6) = 4.9
+    assert off.corrected_label.tolist() == [0] * 12
     assert on.corrected_label.tolist() == labels.tolist()
-    # where the evidence still picks the given class as often, the change goes through
-    mixed = two_nets(*([[0.9, 0.1]] * 9 + [[0.1, 0.9]] * 3))
-    assert decide_voted(labels, mixed, np.zeros(12), rule()).corrected_label.tolist() == (
-        [0] * 9 + [1] * 3
-    )
+
+
+def test_plurality_blocks_changes_where_the_evidence_picks_the_new_class_more_often():
+    """Networks that merged a class into another (FixMatch + self-learning, CIFAR asym-40 seed
+    4: 77 given birds called frog, 70 bird) must not move the labels they cannot tell apart."""
+    labels = np.array([0] * 6 + [1] * 6)
+    # given 1: the evidence picks 0 for 4 and 1 for 2: no change
+    merged = two_nets(*([[0.9, 0.1]] * 10 + [[0.1, 0.9]] * 2))
+    out = decide_voted(labels, merged, np.zeros(12), rule(plurality=True))
+    assert out.is_label_issue.tolist() == [False] * 6 + [True] * 4 + [False] * 2
+    assert out.corrected_label.tolist() == labels.tolist()
+    # 0 for 3 and 1 for 3, a tie: the change goes through
+    tie = two_nets(*([[0.9, 0.1]] * 9 + [[0.1, 0.9]] * 3))
+    out = decide_voted(labels, tie, np.zeros(12), rule(plurality=True))
+    assert out.corrected_label.tolist() == [0] * 9 + [1] * 3
 
 
 def test_zero_margin_ignores_the_clean_probability():
