@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -7,6 +8,14 @@ import pytest
 os.environ.setdefault("NOISYFLOW_THREADS", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Prefect's test server registers its `stop` with atexit, so it runs again after the
+    harness has stopped it, and logs "Stopping temporary server" through a console handler
+    bound to pytest's already-closed output: a `--- Logging error ---` traceback at the end of
+    every run. Its logger ("prefect" itself, not a child) is done once the tests are."""
+    logging.getLogger("prefect").disabled = True
 
 
 @pytest.fixture(scope="session")
