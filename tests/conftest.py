@@ -11,10 +11,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Prefect's test server registers its `stop` with atexit, so it runs again after the
-    harness has stopped it, and logs "Stopping temporary server" through a console handler
-    bound to pytest's already-closed output: a `--- Logging error ---` traceback at the end of
-    every run. Its logger ("prefect" itself, not a child) is done once the tests are."""
+    """A Prefect temporary server still running when the tests end is stopped by the atexit
+    hook Prefect registers when it starts one, which logs "Stopping temporary server" through
+    a console handler bound to pytest's already-closed output: a `--- Logging error ---`
+    traceback after the summary of `make test`. Its logger ("prefect" itself, not a child)
+    has nothing left to say once the tests are done."""
     logging.getLogger("prefect").disabled = True
 
 
