@@ -14,6 +14,7 @@ from noisyflow.methods.selection.aum import (
     AUMRecorder,
     AUMSelection,
     aum_clean_prob,
+    class_centred,
     margins,
     threshold_sets,
     with_threshold_class,
@@ -74,7 +75,7 @@ def test_aum_clean_prob_values():
 def test_registered():
     entry = SELECTIONS.get("aum")
     assert entry.obj is AUMSelection and entry.params is AUMParams
-    assert AUMParams() == AUMParams(percentile=99.0, start_epoch=1)
+    assert AUMParams() == AUMParams(percentile=99.0, start_epoch=1, per_class=False)
     selector = AUMSelection(AUMParams())
     assert not selector.records(0) and selector.records(1)
 
@@ -84,14 +85,15 @@ AUM1 = [0.2, -3.0, -1.0, -2.0, 2.0, 0.1, -2.5, 1.0]  # net 1: threshold samples 
 THR = [[True, True] + [False] * 6, [False, False, True, True] + [False] * 4]
 
 
-def inputs(aums, threshold, counts=None):
+def inputs(aums, threshold, counts=None, labels=None):
     counts = np.full((len(aums), 8), 2) if counts is None else counts
     stats = {
         "aum_sum": np.array(aums) * counts,
         "aum_count": counts,
         "aum_threshold": np.array(threshold),
     }
-    return SelectionInputs(labels=np.zeros(8, int), num_classes=2, stats=stats)
+    labels = np.zeros(8, int) if labels is None else np.asarray(labels)
+    return SelectionInputs(labels=labels, num_classes=2, stats=stats)
 
 
 def test_divide_two_networks_takes_each_sample_from_a_run_where_it_is_real():
@@ -108,6 +110,7 @@ def test_divide_two_networks_takes_each_sample_from_a_run_where_it_is_real():
     assert division.fits[0] == {
         "kind": "aum",
         "percentile": 50.0,
+        "per_class": False,
         "threshold": -1.0,
         "num_threshold": 2,
         "flagged": 2,
@@ -115,6 +118,35 @@ def test_divide_two_networks_takes_each_sample_from_a_run_where_it_is_real():
     }
     assert division.fits[1]["threshold"] == -1.5
     assert np.array_equal(division.weight, np.ones((2, 8)))
+
+
+def test_class_centred_values():
+    aum = torch.tensor([[1.0, 3.0, -2.0, 0.0, 5.0, NAN]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 2, 1])
+    real = torch.tensor([[True, True, True, True, False, False]])  # 4: threshold, 5: unrecorded
+    # medians over the real AUMs: class 0 -> 1 (lower), class 1 -> -2, all -> 0 (lower)
+    out = class_centred(aum, labels, real, num_classes=3)
+    assert_close(
+        out, torch.tensor([[0.0, 2.0, 0.0, 2.0, 5.0, NAN]], dtype=torch.float64), equal_nan=True
+    )
+
+
+def test_divide_per_class_thresholds_the_class_centred_aums():
+    labels = [0, 0, 0, 0, 1, 1, 1, 1]
+    params = AUMParams(percentile=50.0, per_class=True)
+    division = AUMSelection(params).divide(inputs([AUM0, AUM1], THR, labels=labels), 2)
+    # net 0, real samples 2-7: class 0 median -0.5, class 1 median 0.5, all 0.5 -> class 0 +1
+    # net 1, real samples 0, 1, 4-7: class 0 median -3, class 1 0.1, all 0.1 -> class 0 +3.1
+    # the threshold samples keep their raw AUMs: cuts -1 (net 0) and -1.5 (net 1) as before
+    centred = [[3.3, 0.1, 2.0, 0.5, 3.0, -1.5, 0.5, 2.0], [3.3, 0.1, 2.0, 0.5, 2.0, 0.1, -2.5, 1.0]]
+    assert_close(division.loss, -np.array(centred))
+    # sample 1 (-3 from net 1) was flagged by the global rule; its class sits low in net 1
+    assert_close(division.clean_prob[0], np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0]))
+    assert division.labelled[0].tolist() == [True] * 5 + [False, True, True]
+    assert_close(division.clean_prob[1], np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0]))
+    assert division.labelled[1].tolist() == [True] * 6 + [False, True]
+    assert [f["threshold"] for f in division.fits] == [-1.0, -1.5]
+    assert division.fits[0]["per_class"] is True
 
 
 def test_divide_one_network_leaves_threshold_samples_undecided():

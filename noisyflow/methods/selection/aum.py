@@ -13,6 +13,13 @@ The engine's part: train network m with K + 1 outputs and its threshold set rela
 assigned))` for every batch of the epochs that `AUMSelection.records(epoch)` allows, and hand the
 recorder's sums and counts to `divide` as stats "aum_sum", "aum_count" with the threshold
 membership as "aum_threshold".
+
+`per_class` compares each AUM with its given class's median before thresholding. Pairwise noise
+(CIFAR-10 asym-40: bird -> airplane) is learnt as a mapping, so a bird labelled airplane has a
+margin near zero, far above the threshold samples' (whose fake class has no features to learn),
+while the classes left with fewer labels (bird, deer, truck, all clean) are fitted later and lose
+margin wholesale. Relative to its class median a sample stands out for its label, not its
+class; the same idea as co-teaching's `per_class` (coteaching.py). Not in Pleiss et al.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch
 
 from noisyflow.config.parse import param
 from noisyflow.methods.selection.base import SELECTIONS, SelectionInputs, Selector
+from noisyflow.methods.selection.coteaching import class_medians
 from noisyflow.methods.selection.gmm1d import compute_dtype
 from noisyflow.types import Division
 
@@ -35,6 +43,7 @@ class AUMParams:
 
     percentile: float = param(99.0, gt=0.0, lt=100.0)  # flag AUMs below this threshold percentile
     start_epoch: int = param(1, ge=0)  # first epoch whose margins count (authors skip epoch 0)
+    per_class: bool = False  # threshold AUM - its class median + the overall median (module doc)
 
 
 def margins(logits: torch.Tensor, assigned: torch.Tensor) -> torch.Tensor:
@@ -123,6 +132,27 @@ def aum_clean_prob(
     return clean_prob, aum < cut
 
 
+def class_centred(
+    aum: torch.Tensor, labels: torch.Tensor, real: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """(M, N) AUMs, (N,) given labels, (M, N) bool real -> (M, N): where `real`, AUM minus the
+    lower median of its class's real AUMs plus the lower median of all real AUMs (network by
+    network); elsewhere (threshold samples, unrecorded ones) the AUM as it is.
+
+    Adding the overall median keeps the values on the threshold samples' scale, so the
+    percentile rule still applies: a class whose AUMs sit at the overall median is unchanged.
+    """
+    out = aum.clone()
+    for m in range(aum.shape[0]):
+        mask = real[m]
+        if not bool(mask.any()):
+            continue
+        medians, present = class_medians(aum[m][mask][None], labels[mask], num_classes)
+        shift = aum[m][mask].median() - medians[0]
+        out[m] = torch.where(mask & present[labels], aum[m] + shift[labels], aum[m])
+    return out
+
+
 def _as_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().to(dtype)
@@ -136,8 +166,9 @@ class AUMSelection(Selector):
     Network m's view: each sample's AUM from network m, unless it is one of m's threshold
     samples; then from the other network (two networks, disjoint sets: always available). With
     one network its threshold samples have no AUM of their own: clean_prob 0.5 and labelled
-    (no evidence either way). labelled = not flagged; weight 1; loss = -AUM. Samples without a
-    recorded margin are treated the same way and counted in the fit as "unrecorded".
+    (no evidence either way). labelled = not flagged; weight 1; loss = -AUM (class-centred with
+    `per_class`). Samples without a recorded margin are treated the same way and counted in the
+    fit as "unrecorded".
     """
 
     requires = frozenset({"aum"})
@@ -205,10 +236,14 @@ class AUMSelection(Selector):
             raise ValueError("aum: the two networks' threshold sets must be disjoint")
         aum = sums / counts
         recorded = counts > 0
+        value = aum  # what is thresholded: the AUM, or with per_class its class-centred AUM
+        if self.params.per_class:
+            labels = torch.as_tensor(np.asarray(inputs.labels)).long()
+            value = class_centred(aum, labels, recorded & ~threshold, inputs.num_classes)
         own = []  # per network: clean_prob, flagged, cut, T from its own run
         for m in range(num_nets):
             ref = aum[m][threshold[m] & recorded[m]]
-            prob, flagged = aum_clean_prob(aum[m], ref, self.params.percentile)
+            prob, flagged = aum_clean_prob(value[m], ref, self.params.percentile)
             cut = float(torch.quantile(ref, self.params.percentile / 100.0))
             own.append((prob, flagged, cut, len(ref)))
         clean_prob, labelled, loss, fits = [], [], [], []
@@ -220,16 +255,17 @@ class AUMSelection(Selector):
             prob = torch.stack([own[k][0] for k in range(num_nets)])[src, rows]
             flagged = torch.stack([own[k][1] for k in range(num_nets)])[src, rows]
             unknown = ~recorded[src, rows] | threshold[src, rows]
-            value = torch.where(unknown, float("nan"), aum[src, rows])
+            score = torch.where(unknown, float("nan"), value[src, rows])
             prob = torch.where(unknown, 0.5, prob)
             flagged = flagged & ~unknown
             clean_prob.append(prob.numpy())
             labelled.append((~flagged).numpy())
-            loss.append((-value).numpy())
+            loss.append((-score).numpy())
             fits.append(
                 {
                     "kind": "aum",
                     "percentile": self.params.percentile,
+                    "per_class": self.params.per_class,
                     "threshold": own[m][2],
                     "num_threshold": own[m][3],
                     "flagged": int(flagged.sum()),
