@@ -19,7 +19,10 @@ membership as "aum_threshold".
 margin near zero, far above the threshold samples' (whose fake class has no features to learn),
 while the classes left with fewer labels (bird, deer, truck, all clean) are fitted later and lose
 margin wholesale. Relative to its class median a sample stands out for its label, not its
-class; the same idea as co-teaching's `per_class` (coteaching.py). Not in Pleiss et al.
+class; the same idea as co-teaching's `per_class` (coteaching.py). Not in Pleiss et al., and off
+by default: centring assumes every class is as noisy as the others, so where the networks tell
+the classes apart and the noise rates differ (digits asym-40: two all-clean classes, eight 40%
+noisy ones) it drops clean samples and keeps noisy ones (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
