@@ -150,8 +150,9 @@ def class_centred(
         mask = real[m]
         if not bool(mask.any()):
             continue
-        medians, present = class_medians(aum[m][mask][None], labels[mask], num_classes)
-        shift = aum[m][mask].median() - medians[0]
+        real_aum = aum[m][mask]
+        medians, present = class_medians(real_aum[None], labels[mask], num_classes)
+        shift = real_aum.median() - medians[0]
         out[m] = torch.where(mask & present[labels], aum[m] + shift[labels], aum[m])
     return out
 
