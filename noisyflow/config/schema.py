@@ -155,7 +155,8 @@ class TrainParams(OptimParams):
 class CorrectParams:
     """When a suggested label replaces the given one (the `correct` stage, every correction)."""
 
-    min_confidence: float = param(0.4, ge=0.0, le=1.0)  # ensemble probability of the new label
+    # the new label's blended probability (and, with `transition`, its posterior) must reach it
+    min_confidence: float = param(0.5, ge=0.0, le=1.0)
     require_agreement: bool = True  # networks and a prototype vote (required) all must agree
     clean_margin: float = param(0.2, ge=0.0)  # bonus of the given label x its clean probability
     max_clean_prob: float = param(1.0, ge=0.0, le=1.0)  # labels the split trusts more are kept
