@@ -200,8 +200,12 @@ def exit_code(state: State) -> int:
 
 
 def run_pipeline_cli(args: argparse.Namespace) -> int:
-    """`noisyflow run`: the flow once on a workspace (see exit_code for the exit status)."""
+    """`noisyflow run`: the flow once on a workspace (see exit_code for the exit status).
+
+    Bad params fail here, before a Prefect flow run (or an ephemeral server) starts; the flow
+    validates again under the workspace lock."""
     overrides = parse_assignments(args.set_param)
+    validate_overrides(Path(args.project_dir), overrides)
     state = pipeline(
         project_dir=str(Path(args.project_dir).resolve()),
         overrides=overrides,
@@ -232,7 +236,10 @@ def serve_cli(args: argparse.Namespace) -> int:
 
 
 def sweep_cli(args: argparse.Namespace) -> int:
-    """`noisyflow sweep`: one experiment per combination of the --set values."""
+    """`noisyflow sweep`: one experiment per combination of the --set values (each validated
+    before the flow starts, and again under the workspace lock)."""
     param_sets = parse_sweep(args.set)
+    for overrides in param_sets:
+        validate_overrides(Path(args.project_dir), overrides)
     state = sweep(param_sets=param_sets, project_dir=args.project_dir, return_state=True)
     return exit_code(state)

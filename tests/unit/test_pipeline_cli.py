@@ -52,8 +52,16 @@ def test_sweep_collects_sets() -> None:
 def test_bad_key_exits_2_before_any_stage(
     argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """run / sweep validate under the workspace lock (nobody else changes params.yaml then);
-    serve validates before serving. Either way: exit 2, the key named, nothing run or written."""
+    """Every subcommand validates before a Prefect flow (or its ephemeral server) starts; run /
+    sweep validate again under the workspace lock (nobody else changes params.yaml then). Either
+    way: exit 2, the key named, nothing run or written."""
+    from pipeline import flows
+
+    def no_flow(*args, **kwargs):
+        raise AssertionError("a flow started on bad params")
+
+    for name in ("pipeline", "sweep"):  # also pipeline.serve: a function has no .serve
+        monkeypatch.setattr(flows, name, no_flow)
     params = write_params(tmp_path / "params.yaml")
     before = params.read_text()
     monkeypatch.chdir(tmp_path)
