@@ -239,7 +239,6 @@ def sweep_cli(args: argparse.Namespace) -> int:
     """`noisyflow sweep`: one experiment per combination of the --set values (each validated
     before the flow starts, and again under the workspace lock)."""
     param_sets = parse_sweep(args.set)
-    for overrides in param_sets:
-        validate_overrides(Path(args.project_dir), overrides)
+    validate_overrides(Path(args.project_dir), *param_sets)
     state = sweep(param_sets=param_sets, project_dir=args.project_dir, return_state=True)
     return exit_code(state)

@@ -58,9 +58,12 @@ def workspace_lock(root: Path, wait_s: float, group: str = "") -> Iterator[bool]
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def validate_overrides(root: Path, overrides: dict[str, Any]) -> None:
-    """Raise ParamsError (naming the key) unless params.yaml with `overrides` is valid."""
-    with_overrides(load_params(Path(root) / "params.yaml"), overrides)
+def validate_overrides(root: Path, *override_sets: dict[str, Any]) -> None:
+    """Raise ParamsError (naming the key) unless params.yaml with each of `override_sets` is
+    valid; params.yaml is read once for all of them."""
+    params = load_params(Path(root) / "params.yaml")
+    for overrides in override_sets:
+        with_overrides(params, overrides)
 
 
 def apply_overrides(root: Path, overrides: dict[str, Any]) -> None:

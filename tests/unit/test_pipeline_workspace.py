@@ -143,3 +143,12 @@ def test_parse_sweep_is_the_cartesian_product() -> None:
         {"data.noise.rate": 0.4, "method.correction": "prototype"},
         {"data.noise.rate": 0.4, "method.correction": "none"},
     ]
+
+
+def test_validate_overrides_checks_every_set(tmp_path: Path) -> None:
+    """A sweep validates all its combinations at once: a bad one among good ones is named."""
+    write_params(tmp_path / "params.yaml")
+    good = {"train.epochs": 3}
+    validate_overrides(tmp_path, good, {"data.noise.rate": 0.4})
+    with pytest.raises(ParamsError, match="data.noise.rate"):
+        validate_overrides(tmp_path, good, {"data.noise.rate": 1.5}, good)
