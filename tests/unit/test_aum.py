@@ -63,10 +63,12 @@ def test_threshold_sets_are_disjoint_slices_of_one_permutation():
 def test_aum_clean_prob_values():
     thr = torch.tensor([-3.0, -2.0, -1.0, 0.0, 1.0], dtype=torch.float64)
     aum = torch.tensor([-2.5, 0.5, 2.0, -1.0], dtype=torch.float64)
-    prob, flagged = aum_clean_prob(aum, thr, percentile=50.0)
+    prob, flagged, cut = aum_clean_prob(aum, thr, percentile=50.0)
     assert_close(prob, torch.tensor([0.2, 0.8, 1.0, 0.4], dtype=torch.float64))
+    assert cut == -1.0
     assert flagged.tolist() == [True, False, False, False]  # median -1: -1 is not below
-    _, flagged = aum_clean_prob(aum, thr, percentile=99.0)  # 99th percentile: 0.96
+    _, flagged, cut = aum_clean_prob(aum, thr, percentile=99.0)
+    assert cut == pytest.approx(0.96)  # 99th percentile, linear interpolation
     assert flagged.tolist() == [True, True, False, True]
     with pytest.raises(ValueError, match="threshold"):
         aum_clean_prob(aum, thr[:0])

@@ -462,7 +462,7 @@ def test_edges_of_the_small_pieces():
     # AUM: flagged below the percentile of the threshold samples (linear interpolation)
     ref = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
     aum = torch.tensor([1.99, 2.0, -1.0, 5.0], dtype=torch.float64)
-    prob, flagged = aum_clean_prob(aum, ref, 50.0)
+    prob, flagged, _ = aum_clean_prob(aum, ref, 50.0)
     assert flagged.tolist() == [True, False, True, False]
     assert prob.tolist() == pytest.approx([0.4, 0.4, 0.0, 1.0])  # share of ref below, "left"
     assert aum_clean_prob(aum, ref)[1].tolist() == (aum < 3.96).tolist()  # default: 99th

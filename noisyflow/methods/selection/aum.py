@@ -118,21 +118,21 @@ def with_threshold_class(labels: np.ndarray, threshold: np.ndarray, num_classes:
 
 def aum_clean_prob(
     aum: torch.Tensor, threshold_aums: torch.Tensor, percentile: float = 99.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """AUMs (N,) against the threshold samples' AUMs (T,) -> (clean_prob (N,), flagged (N,)).
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """AUMs (N,) against the threshold samples' AUMs (T,) -> (clean_prob (N,), flagged (N,), cut).
 
     clean_prob: the fraction of threshold samples whose AUM is strictly below the sample's (the
     threshold samples' empirical CDF): 1 when it beats every mislabelled-by-construction sample.
-    flagged: AUM < the `percentile`-th percentile of the threshold AUMs (linear interpolation,
-    as numpy.percentile). The official code flags when more than 1% of threshold AUMs exceed the
+    flagged: AUM < cut, the `percentile`-th percentile of the threshold AUMs (linear
+    interpolation, as numpy.percentile). The official code flags when more than 1% of threshold AUMs exceed the
     sample's, which differs only in how it interpolates between two threshold samples.
     """
     if threshold_aums.numel() == 0:
         raise ValueError("aum_clean_prob: no threshold samples with a recorded margin")
     ref = torch.sort(threshold_aums.to(aum.dtype)).values
     clean_prob = torch.searchsorted(ref, aum.contiguous(), side="left").to(aum.dtype) / len(ref)
-    cut = torch.quantile(ref, percentile / 100.0)
-    return clean_prob, aum < cut
+    cut = float(torch.quantile(ref, percentile / 100.0))
+    return clean_prob, aum < cut, cut
 
 
 def class_centred(
@@ -247,8 +247,7 @@ class AUMSelection(Selector):
         own = []  # per network: clean_prob, flagged, cut, T from its own run
         for m in range(num_nets):
             ref = aum[m][threshold[m] & recorded[m]]
-            prob, flagged = aum_clean_prob(value[m], ref, self.params.percentile)
-            cut = float(torch.quantile(ref, self.params.percentile / 100.0))
+            prob, flagged, cut = aum_clean_prob(value[m], ref, self.params.percentile)
             own.append((prob, flagged, cut, len(ref)))
         clean_prob, labelled, loss, fits = [], [], [], []
         for m in range(num_nets):
