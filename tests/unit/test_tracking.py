@@ -265,12 +265,13 @@ def test_check_reachable_fails_fast_on_refusal_and_silence():
         silent.close()
 
 
-def test_stage_against_dead_server_exits_2_fast_and_writes_nothing(tmp_path):
+def test_stage_against_dead_server_exits_2_from_the_health_check_and_writes_nothing(tmp_path):
+    """The stage fails on its own /health probe (5 s timeout), before MLflow's client and its
+    HTTP retries could hold it up; asserted by the message, not a wall clock (flaky under load)."""
     uri = f"http://127.0.0.1:{free_port()}"
     params = write_params(tmp_path / "params.yaml")
     out = tmp_path / "data" / "prepared"
     env = subprocess_env(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(REPO))
-    start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "stages.prepare", "--params", str(params), "--out", str(out)],
         cwd=tmp_path,
@@ -279,8 +280,7 @@ def test_stage_against_dead_server_exits_2_fast_and_writes_nothing(tmp_path):
         text=True,
         timeout=60,
     )
-    assert time.monotonic() - start < 15
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("error: ") and uri in proc.stderr
+    assert proc.stderr.startswith(f"error: MLflow tracking server {uri} is not reachable")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "data").exists()
