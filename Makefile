@@ -51,7 +51,7 @@ browser:
 # The core digits table (plain CE, cleanlab, the defaults) on the reporting seeds; ~15 min on 2 cores.
 bench: install
 	source $(BIN)/activate && NOISYFLOW_THREADS=1 python benchmarks/methods.py --suite digits \
-	  --methods ce cleanlab noisyflow --seeds 3 4 5 --jobs 2
+	  --methods ce cleanlab noisyflow --seeds 3 4 5 --jobs 2 --overwrite
 
 clean:
 	rm -rf data/prepared models outputs metrics plots metrics.json dvc.lock

@@ -17,6 +17,10 @@ Protocol
     python benchmarks/methods.py --list          # the methods and what each sets
     python benchmarks/methods.py --table benchmarks/results/*.jsonl   # the table of earlier runs
 
+Each cell writes one JSON row to `--out`, with the `--set` overrides it ran under (the table names
+such rows apart). An `--out` that already holds rows is never emptied silently: `--resume` adds to
+it, skipping the cells measured under the same overrides, and `--overwrite` starts it afresh.
+
 Diagnosis: `--curves` adds each run's per-epoch ensemble test accuracy (on at most 2,000 test
 images) and training statistics to its JSON row; `--save-evidence DIR` keeps what the label-issue
 decision read (network probabilities, prototype similarities, clean probabilities, true labels),
@@ -192,6 +196,7 @@ def run_one(job: tuple[str, str, int, str, dict, Options]) -> dict:
         setting=setting,
         seed=seed,
         method=method,
+        set=extra,
         wall_s=round(time.perf_counter() - start, 1),
         realised_noise=prepared.meta["noise"]["realised_rate"],
         epochs=params.warmup.epochs + params.train.epochs,
@@ -298,6 +303,13 @@ def method_cleanlab(params, prepared, runtime) -> dict:
 BASELINES = {"clean": method_clean, "oracle": method_oracle, "cleanlab": method_cleanlab}
 
 
+def label(method: str, extra: dict[str, Any]) -> str:
+    """A table row's name: the method, then the run's `--set` overrides, so that rows measured
+    under other settings are neither averaged with the method's own nor taken for them."""
+    shown = {k: v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()}
+    return method + "".join(f" {k}={v}" for k, v in sorted(shown.items()))
+
+
 def summarise(rows: list[dict], columns: list[tuple[str, str]], methods: list[str]) -> str:
     def cell(vals: list[float]) -> str:
         if not vals:
@@ -309,17 +321,17 @@ def summarise(rows: list[dict], columns: list[tuple[str, str]], methods: list[st
     head = "| method | " + " | ".join(f"{n} acc" for n in names)
     head += " | " + " | ".join(f"{n} F1" for n in names) + " | s/run |"
     lines = [head, "|" + "---|" * (2 * len(columns) + 2)]
-    for m in methods:
-        sel = [r for r in rows if r["method"] == m]
-        if not sel:
-            continue
+    labelled = [(label(r["method"], r.get("set", {})), r) for r in rows]
+    order = [n for m in methods for n in dict.fromkeys(n for n, r in labelled if r["method"] == m)]
+    for name in order:
+        sel = [r for n, r in labelled if n == name]
         accs, f1s = [], []
         for su, se in columns:
             here = [r for r in sel if r["suite"] == su and r["setting"] == se]
             accs.append(cell([r["test_accuracy"] for r in here]))
             f1s.append(cell([r["detection_f1"] for r in here if "detection_f1" in r]))
         wall = np.mean([r["wall_s"] for r in sel])
-        lines.append(f"| {m} | " + " | ".join(accs + f1s) + f" | {wall:.0f} |")
+        lines.append(f"| {name} | " + " | ".join(accs + f1s) + f" | {wall:.0f} |")
     return "\n".join(lines)
 
 
@@ -334,7 +346,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (1 torch thread each)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "methods.jsonl")
-    ap.add_argument("--resume", action="store_true", help="skip cells already in --out")
+    again = ap.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", action="store_true", help="add to --out, skipping the cells it already holds"
+    )
+    again.add_argument("--overwrite", action="store_true", help="start --out afresh")
     ap.add_argument("--list", action="store_true", help="print the methods and exit")
     ap.add_argument("--budget", type=int, help="epochs per method (default: the suite's)")
     ap.add_argument("--curves", action="store_true", help="per-epoch test curve in each row")
@@ -371,6 +387,12 @@ def main() -> None:
         for se in SUITES[su]["settings"]
         if args.settings is None or se in args.settings
     ]
+    held = args.out.is_file() and args.out.stat().st_size > 0
+    if held and not (args.resume or args.overwrite):
+        ap.error(
+            f"{args.out} already holds results: pass --resume to add to it, "
+            "--overwrite to start it afresh, or another --out"
+        )  # exit code 2, the file untouched
     opts = Options(args.curves, args.save_evidence, args.budget)
     if opts.evidence_dir is not None:
         opts.evidence_dir.mkdir(parents=True, exist_ok=True)
@@ -380,13 +402,16 @@ def main() -> None:
         for seed in args.seeds
         for m in args.methods
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    if args.resume and args.out.is_file():
+    if held and args.resume:
         rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-        done = {(r["suite"], r["setting"], r["seed"], r["method"]) for r in rows}
-        jobs = [j for j in jobs if j[:4] not in done]
-    elif args.out.is_file():
+        done = {
+            (r["suite"], r["setting"], r["seed"], label(r["method"], r.get("set", {})))
+            for r in rows
+        }
+        jobs = [j for j in jobs if (*j[:3], label(j[3], extra)) not in done]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
         args.out.write_text("")
     jobs.sort(key=lambda j: (j[0] != "cifar", -COST.get(j[3], 1)))
     start = time.perf_counter()

@@ -63,3 +63,35 @@ def test_method_benchmark_records_curves_and_replays_the_saved_decision(tmp_path
     never = _methods("--replay", str(npz), "--set", "correct.clean_margin=5")
     flagged = float(never.stdout.splitlines()[2].split("|")[3])
     assert flagged < float(same.stdout.splitlines()[2].split("|")[3])
+
+
+def test_method_benchmark_keeps_earlier_rows_and_resumes_per_override(tmp_path):
+    """An --out that holds rows is refused without --resume or --overwrite (exit 2, the file as
+    it was); --resume skips a cell only when it was measured under the same --set, and the table
+    names rows measured under other overrides apart from the method's own."""
+    out = tmp_path / "rows.jsonl"
+    cell = ["--suite", "digits", "--settings", "sym-40", "--methods", "ce", "--seeds", "0",
+            "--budget", "2", "--out", str(out)]  # fmt: skip
+    first = _methods(*cell)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = out.read_text()
+
+    refused = _methods(*cell)
+    assert refused.returncode == 2
+    assert f"{out} already holds results: pass --resume" in refused.stderr
+    assert out.read_text() == before
+
+    same = _methods(*cell, "--resume")
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert "\n0 runs in" in same.stdout and out.read_text() == before
+
+    other = _methods(*cell, "--resume", "--set", "model.width=4")
+    assert other.returncode == 0, other.stderr[-2000:]
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["set"] for r in rows] == [{}, {"model.width": 4}]
+    assert "\n1 runs in" in other.stdout
+    assert "\n| ce | " in other.stdout and "\n| ce model.width=4 | " in other.stdout
+
+    fresh = _methods(*cell, "--overwrite", "--set", "model.width=4")
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert [json.loads(x)["set"] for x in out.read_text().splitlines()] == [{"model.width": 4}]
