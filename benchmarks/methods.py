@@ -310,6 +310,15 @@ def label(method: str, extra: dict[str, Any]) -> str:
     return method + "".join(f" {k}={v}" for k, v in sorted(shown.items()))
 
 
+def read_rows(*files: Path) -> list[dict]:
+    """The JSON rows of earlier runs' --out files."""
+    return [json.loads(x) for f in files for x in f.read_text().splitlines() if x.strip()]
+
+
+def row_label(row: dict) -> str:
+    return label(row["method"], row.get("set", {}))
+
+
 def summarise(rows: list[dict], columns: list[tuple[str, str]], methods: list[str]) -> str:
     def cell(vals: list[float]) -> str:
         if not vals:
@@ -321,7 +330,7 @@ def summarise(rows: list[dict], columns: list[tuple[str, str]], methods: list[st
     head = "| method | " + " | ".join(f"{n} acc" for n in names)
     head += " | " + " | ".join(f"{n} F1" for n in names) + " | s/run |"
     lines = [head, "|" + "---|" * (2 * len(columns) + 2)]
-    labelled = [(label(r["method"], r.get("set", {})), r) for r in rows]
+    labelled = [(row_label(r), r) for r in rows]
     order = [n for m in methods for n in dict.fromkeys(n for n, r in labelled if r["method"] == m)]
     for name in order:
         sel = [r for n, r in labelled if n == name]
@@ -363,7 +372,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.table:
-        rows = [json.loads(x) for f in args.table for x in f.read_text().splitlines() if x.strip()]
+        rows = read_rows(*args.table)
         seen = {(r["suite"], r["setting"]) for r in rows}
         cols = [(su, se) for su in SUITES for se in SUITES[su]["settings"] if (su, se) in seen]
         names = [m for m in METHODS if any(r["method"] == m for r in rows)]
@@ -404,11 +413,8 @@ def main() -> None:
     ]
     rows: list[dict] = []
     if held and args.resume:
-        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-        done = {
-            (r["suite"], r["setting"], r["seed"], label(r["method"], r.get("set", {})))
-            for r in rows
-        }
+        rows = read_rows(args.out)
+        done = {(r["suite"], r["setting"], r["seed"], row_label(r)) for r in rows}
         jobs = [j for j in jobs if (*j[:3], label(j[3], extra)) not in done]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not args.resume:
