@@ -236,7 +236,9 @@ def fixmatch_pass(
 ) -> dict[str, float]:
     """FixMatch (Sohn et al., NeurIPS 2020) for network k: the supervised loss on weakly
     augmented labelled images plus lambda_u x the masked pseudo-label loss of strongly augmented
-    unlabelled images (pseudo-labels from their weak view); one forward over all views."""
+    unlabelled images (pseudo-labels from their weak view); one forward over all views. With
+    `co_refine` the labelled target is DivideMix's co-refinement of the given label by k's own
+    (detached) prediction on the same view, weighted by the peer's clean probability."""
     state, data = ctx.state, ctx.data
     net = state.nets[k]
     fwd = ctx.runtime.forward(net)
@@ -245,22 +247,29 @@ def fixmatch_pass(
     if len(labelled) == 0:
         return {}
     weights = torch.as_tensor(division.weight[0], dtype=torch.float32, device=data.device)
+    clean = torch.as_tensor(division.clean_prob[0], dtype=torch.float32, device=data.device)
     lab_batches = _labelled_batches(ctx, labelled)
     unl_stream = cycle_batches(unlabelled, ctx.batch_size * p.mu, gen)
+
+    def targets(idx: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        if not p.co_refine:
+            return ctx.onehot(idx)
+        probs = F.softmax(logits.detach().float(), 1)
+        return mm.co_refine(probs, ctx.onehot(idx), clean[idx], p.temperature)
 
     def step(i: int, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         uidx = next(unl_stream)
         xw = ctx.augment(data.batch(idx))
         if uidx is None:
             logits = fwd(xw)
-            loss = (weights[idx] * ctx.loss_fn(logits, ctx.onehot(idx))).mean()
+            loss = (weights[idx] * ctx.loss_fn(logits, targets(idx, logits))).mean()
             return ctx.regularise(loss, net, logits), {"loss": loss}
         u = data.batch(uidx)
         uw = ctx.augment(u)
         us = strong(ctx.augment(u), ops=p.strong_ops, magnitude=p.strong_magnitude, generator=gen)
         logits = fwd(torch.cat([xw, uw, us]))
         b, m = len(idx), len(uidx)
-        loss_x = (weights[idx] * ctx.loss_fn(logits[:b], ctx.onehot(idx))).mean()
+        loss_x = (weights[idx] * ctx.loss_fn(logits[:b], targets(idx, logits[:b]))).mean()
         loss_u, mask = unlabelled_loss(logits[b : b + m], logits[b + m :], p.threshold)
         loss = ctx.regularise(loss_x + p.lambda_u * loss_u, net, logits[:b])
         return loss, {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "mask": mask.float().mean()}

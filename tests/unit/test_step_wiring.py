@@ -24,7 +24,7 @@ from noisyflow.methods.ssl.fixmatch import fixmatch_unlabelled_loss
 from noisyflow.train import steps
 from noisyflow.train.data import weak_augment
 from noisyflow.types import Division
-from tests.unit.test_wiring import LABELS, ConstNet, K, PixelNet, context, peer_view
+from tests.unit.test_wiring import IMAGES, LABELS, ConstNet, K, PixelNet, context, peer_view
 
 W_A = [[0.02, -0.01, 0.0, 0.01], [0.0, 0.01, -0.02, 0.0]]
 W_B = [[-0.01, 0.0, 0.02, 0.0], [0.01, 0.0, 0.0, -0.01]]
@@ -281,6 +281,61 @@ def test_fixmatch_passes_its_strong_augmentation_settings_and_reports_its_terms(
     assert seen["args"] == (3, 0.7, ctx.state.random.gen)
     assert stats["loss_u"] == 0.5 and stats["mask"] == 0.5
     assert stats["loss"] == pytest.approx(stats["loss_x"] + 2.0 * 0.5, rel=1e-6)
+
+
+def low_confidence_split() -> Division:
+    """Samples 0 and 2 labelled, with clean probabilities near 0.5 (so the prediction counts)."""
+    prob = np.array([[0.6, 0.2, 0.55, 0.1]])
+    return Division(prob, prob > 0.5, np.array([[1.0, 0.5, 0.25, 1.0]]), prob, ({},))
+
+
+def fixmatch_co_refine_loss(weight: torch.Tensor, detach: bool) -> torch.Tensor:
+    """By hand: labelled samples 0 and 2 of low_confidence_split() (clean 0.6, 0.55; weights 1,
+    0.25; both label 0), target sharpen(w*y + (1-w)*p, T = 1/3) = m^3 / sum(m^3)."""
+    x = torch.tensor(IMAGES[[0, 2]], dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+    logits = x.flatten(1) @ weight.T
+    p = F.softmax(logits, 1)
+    p = p.detach() if detach else p
+    w = torch.tensor([[0.6], [0.55]])
+    m = w * torch.tensor([[1.0, 0.0], [1.0, 0.0]]) + (1 - w) * p
+    t = m**3 / (m**3).sum(1, keepdim=True)
+    return (torch.tensor([1.0, 0.25]) * -(t * F.log_softmax(logits, 1)).sum(1)).mean()
+
+
+def test_fixmatch_co_refine_trains_the_labelled_view_on_the_detached_refined_target():
+    big = (50 * torch.tensor(W_A)).tolist()  # confident predictions
+    ctx = context([PixelNet(big), PixelNet(W_B)], batch_size=2)  # shift 0, no flip
+    net = ctx.state.nets[0]
+    ctx.state.optimizers[0] = torch.optim.SGD(net.parameters(), lr=0.5)
+    p = FixMatchParams(threshold=0.0, mu=1, co_refine=True, temperature=1 / 3)
+    stats = steps.fixmatch_pass(
+        ctx,
+        0,
+        low_confidence_split(),
+        p,
+        strong=lambda x, **kw: x,
+        unlabelled_loss=lambda w, s, thr: (torch.tensor(0.0), torch.ones(len(w))),
+        where="test",
+    )
+    assert stats["loss_x"] == pytest.approx(fixmatch_co_refine_loss(torch.tensor(big), True).item())
+    grads = []
+    for detach in (True, False):
+        w = torch.tensor(big, requires_grad=True)
+        fixmatch_co_refine_loss(w, detach).backward()
+        grads.append(w.grad)
+    assert_close(net.head.weight.detach(), torch.tensor(big) - 0.5 * grads[0])
+    assert (grads[0] - grads[1]).abs().max() > 1e-4  # a target left in the graph would differ
+    plain = context([PixelNet(big), PixelNet(W_B)], batch_size=2)
+    off = steps.fixmatch_pass(
+        plain,
+        0,
+        low_confidence_split(),
+        FixMatchParams(threshold=0.0, mu=1, temperature=1 / 3),
+        strong=lambda x, **kw: x,
+        unlabelled_loss=lambda w, s, thr: (torch.tensor(0.0), torch.ones(len(w))),
+        where="test",
+    )
+    assert off["loss_x"] != pytest.approx(stats["loss_x"], rel=1e-3)  # off: the given label
 
 
 # ------------------------------------------------------------------------- selection values

@@ -27,6 +27,8 @@ class FixMatchParams:
     mu: int = param(7, ge=1)  # unlabelled batch = mu x labelled batch
     strong_ops: int = param(2, ge=1, le=8)  # RandAugment-style ops per image
     strong_magnitude: float = param(0.5, gt=0.0, le=1.0)  # strength of each op, 0..1
+    co_refine: bool = False  # labelled targets sharpen(w*y + (1-w)*p), as DivideMix's
+    temperature: float = param(0.5, gt=0.0, le=1.0)  # sharpening T of co-refined targets
 
 
 @SSLS.register(
@@ -44,6 +46,9 @@ class FixMatch:
 
     Pieces in ssl/fixmatch.py: `strong_augment` (batched RandAugment + Cutout) and
     `fixmatch_unlabelled_loss` (mask * CE averaged over all mu*B unlabelled samples).
+    `co_refine` (not in the paper) trains the labelled view on DivideMix's co-refined target
+    instead of the given label: the peer's clean probability w blends the label with the
+    network's own prediction on that view, then sharpens (Li et al., ICLR 2020).
     """
 
     needs_unlabelled = True
