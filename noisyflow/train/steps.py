@@ -238,7 +238,8 @@ def fixmatch_pass(
     augmented labelled images plus lambda_u x the masked pseudo-label loss of strongly augmented
     unlabelled images (pseudo-labels from their weak view); one forward over all views. With
     `co_refine` the labelled target is DivideMix's co-refinement of the given label by k's own
-    (detached) prediction on the same view, weighted by the peer's clean probability."""
+    (detached) prediction on the same view, weighted by the peer's clean probability; with
+    `prior_weight` the step adds DivideMix's uniform-prior penalty over all of its views."""
     state, data = ctx.state, ctx.data
     net = state.nets[k]
     fwd = ctx.runtime.forward(net)
@@ -272,6 +273,8 @@ def fixmatch_pass(
         loss_x = (weights[idx] * ctx.loss_fn(logits[:b], targets(idx, logits[:b]))).mean()
         loss_u, mask = unlabelled_loss(logits[b : b + m], logits[b + m :], p.threshold)
         loss = ctx.regularise(loss_x + p.lambda_u * loss_u, net, logits[:b])
+        if p.prior_weight:
+            loss = loss + p.prior_weight * L.uniform_prior(logits)
         return loss, {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "mask": mask.float().mean()}
 
     return _run_net(ctx, k, lab_batches, step, where)

@@ -338,6 +338,40 @@ def test_fixmatch_co_refine_trains_the_labelled_view_on_the_detached_refined_tar
     assert off["loss_x"] != pytest.approx(stats["loss_x"], rel=1e-3)  # off: the given label
 
 
+def test_fixmatch_prior_weight_adds_the_uniform_prior_over_every_view():
+    """loss = L_x + lambda_u L_u + w * mean_k(log(1/K) - log pbar_k), pbar the mean softmax over
+    the labelled, weak and strong rows of the step's one forward."""
+    net = PixelNet([[1.0, -0.5, 1.5, 0.0], [-0.5, 1.0, 0.0, 0.5]])
+    seen = {}
+
+    def strong(x, **kw):
+        seen["u"] = x.clone()
+        return 1.0 - x
+
+    stats = []
+    for w in (0.0, 0.7):
+        ctx = context([net, PixelNet(W_B)], batch_size=2)  # lr 0: the net stays as it is
+        stats.append(
+            steps.fixmatch_pass(
+                ctx,
+                0,
+                peer_view(),
+                FixMatchParams(threshold=0.0, mu=1, lambda_u=2.0, prior_weight=w),
+                strong=strong,
+                unlabelled_loss=lambda wk, st, thr: (torch.tensor(0.25), torch.ones(len(wk))),
+                where="test",
+            )
+        )
+    u = seen["u"]
+    x = ctx.data.batch(torch.tensor([0, 1]))
+    pbar = F.softmax(torch.cat([net(x), net(u), net(1.0 - u)]), 1).mean(0)
+    kl = (torch.log(torch.tensor(1.0 / K)) - pbar.log()).mean()
+    assert kl.item() > 1e-3
+    off, on = stats
+    assert off["loss"] == pytest.approx(off["loss_x"] + 2.0 * 0.25, rel=1e-6)
+    assert on["loss"] == pytest.approx(on["loss_x"] + 2.0 * 0.25 + 0.7 * kl.item(), rel=1e-6)
+
+
 # ------------------------------------------------------------------------- selection values
 
 

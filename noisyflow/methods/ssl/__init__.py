@@ -29,6 +29,7 @@ class FixMatchParams:
     strong_magnitude: float = param(0.5, gt=0.0, le=1.0)  # strength of each op, 0..1
     co_refine: bool = False  # labelled targets sharpen(w*y + (1-w)*p), as DivideMix's
     temperature: float = param(0.5, gt=0.0, le=1.0)  # sharpening T of co-refined targets
+    prior_weight: float = param(0.0, ge=0.0)  # DivideMix's uniform-prior penalty; 0 = off
 
 
 @SSLS.register(
@@ -48,7 +49,9 @@ class FixMatch:
     `fixmatch_unlabelled_loss` (mask * CE averaged over all mu*B unlabelled samples).
     `co_refine` (not in the paper) trains the labelled view on DivideMix's co-refined target
     instead of the given label: the peer's clean probability w blends the label with the
-    network's own prediction on that view, then sharpens (Li et al., ICLR 2020).
+    network's own prediction on that view, then sharpens (Li et al., ICLR 2020). `prior_weight`
+    (not in the paper either) adds DivideMix's penalty KL(uniform || mean prediction) over every
+    view of the step, against predictions that drop a class.
     """
 
     needs_unlabelled = True
