@@ -258,13 +258,16 @@ def fixmatch_pass(
         probs = F.softmax(logits.detach().float(), 1)
         return mm.co_refine(probs, ctx.onehot(idx), clean[idx], p.temperature)
 
+    def prior(logits: torch.Tensor) -> torch.Tensor | float:
+        return p.prior_weight * L.uniform_prior(logits) if p.prior_weight else 0.0
+
     def step(i: int, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         uidx = next(unl_stream)
         xw = ctx.augment(data.batch(idx))
         if uidx is None:
             logits = fwd(xw)
             loss = (weights[idx] * ctx.loss_fn(logits, targets(idx, logits))).mean()
-            return ctx.regularise(loss, net, logits), {"loss": loss}
+            return ctx.regularise(loss, net, logits) + prior(logits), {"loss": loss}
         u = data.batch(uidx)
         uw = ctx.augment(u)
         us = strong(ctx.augment(u), ops=p.strong_ops, magnitude=p.strong_magnitude, generator=gen)
@@ -272,9 +275,7 @@ def fixmatch_pass(
         b, m = len(idx), len(uidx)
         loss_x = (weights[idx] * ctx.loss_fn(logits[:b], targets(idx, logits[:b]))).mean()
         loss_u, mask = unlabelled_loss(logits[b : b + m], logits[b + m :], p.threshold)
-        loss = ctx.regularise(loss_x + p.lambda_u * loss_u, net, logits[:b])
-        if p.prior_weight:
-            loss = loss + p.prior_weight * L.uniform_prior(logits)
+        loss = ctx.regularise(loss_x + p.lambda_u * loss_u, net, logits[:b]) + prior(logits)
         return loss, {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "mask": mask.float().mean()}
 
     return _run_net(ctx, k, lab_batches, step, where)

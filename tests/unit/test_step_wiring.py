@@ -372,6 +372,33 @@ def test_fixmatch_prior_weight_adds_the_uniform_prior_over_every_view():
     assert on["loss"] == pytest.approx(on["loss_x"] + 2.0 * 0.25 + 0.7 * kl.item(), rel=1e-6)
 
 
+def test_fixmatch_prior_weight_also_acts_when_every_sample_is_labelled():
+    """No unlabelled set: one SGD step on mean(weight * CE) + 0.7 KL(uniform || pbar)."""
+    start = [[1.0, -0.5, 1.5, 0.0], [-0.5, 1.0, 0.0, 0.5]]
+    ctx = context([PixelNet(start), PixelNet(W_B)], batch_size=4)
+    net = ctx.state.nets[0]
+    ctx.state.optimizers[0] = torch.optim.SGD(net.parameters(), lr=0.5)
+    prob = np.ones((1, 4))
+    weight = np.array([[1.0, 0.5, 0.25, 2.0]])
+    division = Division(prob, prob > 0.5, weight, prob, ({},))
+    steps.fixmatch_pass(
+        ctx,
+        0,
+        division,
+        FixMatchParams(prior_weight=0.7),
+        strong=None,
+        unlabelled_loss=None,
+        where="test",
+    )
+    w = torch.tensor(start, requires_grad=True)
+    x = torch.tensor(IMAGES, dtype=torch.float32).permute(0, 3, 1, 2).flatten(1) / 255.0
+    logits = x @ w.T
+    ce = torch.tensor(weight[0]).float() * L.ce(logits, F.one_hot(torch.tensor(LABELS), K).float())
+    pbar = F.softmax(logits, 1).mean(0)
+    (ce.mean() + 0.7 * (torch.log(torch.tensor(1.0 / K)) - pbar.log()).mean()).backward()
+    assert_close(net.head.weight.detach(), torch.tensor(start) - 0.5 * w.grad)
+
+
 # ------------------------------------------------------------------------- selection values
 
 
