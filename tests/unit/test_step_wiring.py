@@ -283,6 +283,26 @@ def test_fixmatch_passes_its_strong_augmentation_settings_and_reports_its_terms(
     assert stats["loss"] == pytest.approx(stats["loss_x"] + 2.0 * 0.5, rel=1e-6)
 
 
+def fixmatch_with(ctx, division: Division, p: FixMatchParams, strong=None, loss_u: float = 0.0):
+    """fixmatch_pass for network 0 with a given strong view (identity unless given) and an
+    unlabelled loss fixed at `loss_u` with every pseudo-label kept."""
+    return steps.fixmatch_pass(
+        ctx,
+        0,
+        division,
+        p,
+        strong=strong or (lambda x, **kw: x),
+        unlabelled_loss=lambda w, s, thr: (torch.tensor(loss_u), torch.ones(len(w))),
+        where="test",
+    )
+
+
+def uniform_kl(logits: torch.Tensor) -> torch.Tensor:
+    """By hand: KL(uniform || mean softmax) = mean_k(log(1/K) - log pbar_k)."""
+    pbar = F.softmax(logits, 1).mean(0)
+    return (torch.log(torch.tensor(1.0 / K)) - pbar.log()).mean()
+
+
 def low_confidence_split() -> Division:
     """Samples 0 and 2 labelled, with clean probabilities near 0.5 (so the prediction counts)."""
     prob = np.array([[0.6, 0.2, 0.55, 0.1]])
@@ -308,15 +328,7 @@ def test_fixmatch_co_refine_trains_the_labelled_view_on_the_detached_refined_tar
     net = ctx.state.nets[0]
     ctx.state.optimizers[0] = torch.optim.SGD(net.parameters(), lr=0.5)
     p = FixMatchParams(threshold=0.0, mu=1, co_refine=True, temperature=1 / 3)
-    stats = steps.fixmatch_pass(
-        ctx,
-        0,
-        low_confidence_split(),
-        p,
-        strong=lambda x, **kw: x,
-        unlabelled_loss=lambda w, s, thr: (torch.tensor(0.0), torch.ones(len(w))),
-        where="test",
-    )
+    stats = fixmatch_with(ctx, low_confidence_split(), p)
     assert stats["loss_x"] == pytest.approx(fixmatch_co_refine_loss(torch.tensor(big), True).item())
     grads = []
     for detach in (True, False):
@@ -326,14 +338,8 @@ def test_fixmatch_co_refine_trains_the_labelled_view_on_the_detached_refined_tar
     assert_close(net.head.weight.detach(), torch.tensor(big) - 0.5 * grads[0])
     assert (grads[0] - grads[1]).abs().max() > 1e-4  # a target left in the graph would differ
     plain = context([PixelNet(big), PixelNet(W_B)], batch_size=2)
-    off = steps.fixmatch_pass(
-        plain,
-        0,
-        low_confidence_split(),
-        FixMatchParams(threshold=0.0, mu=1, temperature=1 / 3),
-        strong=lambda x, **kw: x,
-        unlabelled_loss=lambda w, s, thr: (torch.tensor(0.0), torch.ones(len(w))),
-        where="test",
+    off = fixmatch_with(
+        plain, low_confidence_split(), FixMatchParams(threshold=0.0, mu=1, temperature=1 / 3)
     )
     assert off["loss_x"] != pytest.approx(stats["loss_x"], rel=1e-3)  # off: the given label
 
@@ -351,21 +357,11 @@ def test_fixmatch_prior_weight_adds_the_uniform_prior_over_every_view():
     stats = []
     for w in (0.0, 0.7):
         ctx = context([net, PixelNet(W_B)], batch_size=2)  # lr 0: the net stays as it is
-        stats.append(
-            steps.fixmatch_pass(
-                ctx,
-                0,
-                peer_view(),
-                FixMatchParams(threshold=0.0, mu=1, lambda_u=2.0, prior_weight=w),
-                strong=strong,
-                unlabelled_loss=lambda wk, st, thr: (torch.tensor(0.25), torch.ones(len(wk))),
-                where="test",
-            )
-        )
+        p = FixMatchParams(threshold=0.0, mu=1, lambda_u=2.0, prior_weight=w)
+        stats.append(fixmatch_with(ctx, peer_view(), p, strong=strong, loss_u=0.25))
     u = seen["u"]
     x = ctx.data.batch(torch.tensor([0, 1]))
-    pbar = F.softmax(torch.cat([net(x), net(u), net(1.0 - u)]), 1).mean(0)
-    kl = (torch.log(torch.tensor(1.0 / K)) - pbar.log()).mean()
+    kl = uniform_kl(torch.cat([net(x), net(u), net(1.0 - u)]))
     assert kl.item() > 1e-3
     off, on = stats
     assert off["loss"] == pytest.approx(off["loss_x"] + 2.0 * 0.25, rel=1e-6)
@@ -394,8 +390,7 @@ def test_fixmatch_prior_weight_also_acts_when_every_sample_is_labelled():
     x = torch.tensor(IMAGES, dtype=torch.float32).permute(0, 3, 1, 2).flatten(1) / 255.0
     logits = x @ w.T
     ce = torch.tensor(weight[0]).float() * L.ce(logits, F.one_hot(torch.tensor(LABELS), K).float())
-    pbar = F.softmax(logits, 1).mean(0)
-    (ce.mean() + 0.7 * (torch.log(torch.tensor(1.0 / K)) - pbar.log()).mean()).backward()
+    (ce.mean() + 0.7 * uniform_kl(logits)).backward()
     assert_close(net.head.weight.detach(), torch.tensor(start) - 0.5 * w.grad)
 
 
