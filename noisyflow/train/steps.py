@@ -267,7 +267,8 @@ def fixmatch_pass(
         if uidx is None:
             logits = fwd(xw)
             loss = (weights[idx] * ctx.loss_fn(logits, targets(idx, logits))).mean()
-            return ctx.regularise(loss, net, logits) + prior(logits), {"loss": loss}
+            loss = ctx.regularise(loss, net, logits) + prior(logits)
+            return loss, {"loss": loss}
         u = data.batch(uidx)
         uw = ctx.augment(u)
         us = strong(ctx.augment(u), ops=p.strong_ops, magnitude=p.strong_magnitude, generator=gen)
