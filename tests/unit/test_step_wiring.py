@@ -236,13 +236,22 @@ def test_soft_targets_take_the_labels_given():
     assert_close(steps.soft_targets(ctx)(torch.tensor([0, 1])), torch.eye(2)[[0, 1]])
 
 
+def all_labelled_split() -> Division:
+    """Every sample labelled (nothing left for the unlabelled term), weights 1, 0.5, 0.25, 2."""
+    prob = np.ones((1, 4))
+    return Division(prob, prob > 0.5, np.array([[1.0, 0.5, 0.25, 2.0]]), prob, ({},))
+
+
+def pixels(rows) -> torch.Tensor:
+    """By hand: PixelNet's input for IMAGES[rows], (n, C*H*W) in [0, 1]."""
+    return torch.tensor(IMAGES[rows], dtype=torch.float32).permute(0, 3, 1, 2).flatten(1) / 255.0
+
+
 def test_fixmatch_without_unlabelled_samples_is_weighted_supervised_training():
     ctx = trained_context(batch_size=4, lr=0.0)
     ctx.hflip, ctx.shift = False, 0
     ctx.penalty = 0.5
-    prob = np.ones((1, 4))
-    weight = np.array([[1.0, 0.5, 0.25, 2.0]])
-    division = Division(prob, prob > 0.5, weight, prob, ({},))
+    division = all_labelled_split()
     calls = []
     stats = steps.fixmatch_pass(
         ctx,
@@ -257,7 +266,7 @@ def test_fixmatch_without_unlabelled_samples_is_weighted_supervised_training():
     net, x = ctx.state.nets[0], ctx.data.batch(torch.arange(4))
     t = F.one_hot(torch.tensor(LABELS), K).float()
     logits = net(x)
-    expected = (torch.tensor(weight[0]).float() * L.ce(logits, t)).mean()
+    expected = (torch.tensor(division.weight[0]).float() * L.ce(logits, t)).mean()
     expected = expected + 0.5 * L.neg_entropy(logits)  # the reported loss is the one optimised
     assert stats["loss"] == pytest.approx(expected.item(), rel=1e-5)
 
@@ -314,8 +323,7 @@ def low_confidence_split() -> Division:
 def fixmatch_co_refine_loss(weight: torch.Tensor, detach: bool) -> torch.Tensor:
     """By hand: labelled samples 0 and 2 of low_confidence_split() (clean 0.6, 0.55; weights 1,
     0.25; both label 0), target sharpen(w*y + (1-w)*p, T = 1/3) = m^3 / sum(m^3)."""
-    x = torch.tensor(IMAGES[[0, 2]], dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
-    logits = x.flatten(1) @ weight.T
+    logits = pixels([0, 2]) @ weight.T
     p = F.softmax(logits, 1)
     p = p.detach() if detach else p
     w = torch.tensor([[0.6], [0.55]])
@@ -376,22 +384,12 @@ def test_fixmatch_prior_weight_also_acts_when_every_sample_is_labelled():
     ctx = context([PixelNet(start), PixelNet(W_B)], batch_size=4)
     net = ctx.state.nets[0]
     ctx.state.optimizers[0] = torch.optim.SGD(net.parameters(), lr=0.5)
-    prob = np.ones((1, 4))
-    weight = np.array([[1.0, 0.5, 0.25, 2.0]])
-    division = Division(prob, prob > 0.5, weight, prob, ({},))
-    steps.fixmatch_pass(
-        ctx,
-        0,
-        division,
-        FixMatchParams(prior_weight=0.7),
-        strong=None,
-        unlabelled_loss=None,
-        where="test",
-    )
+    division = all_labelled_split()
+    fixmatch_with(ctx, division, FixMatchParams(prior_weight=0.7))
     w = torch.tensor(start, requires_grad=True)
-    x = torch.tensor(IMAGES, dtype=torch.float32).permute(0, 3, 1, 2).flatten(1) / 255.0
-    logits = x @ w.T
-    ce = torch.tensor(weight[0]).float() * L.ce(logits, F.one_hot(torch.tensor(LABELS), K).float())
+    logits = pixels(slice(None)) @ w.T
+    t = F.one_hot(torch.tensor(LABELS), K).float()
+    ce = torch.tensor(division.weight[0]).float() * L.ce(logits, t)
     (ce.mean() + 0.7 * uniform_kl(logits)).backward()
     assert_close(net.head.weight.detach(), torch.tensor(start) - 0.5 * w.grad)
 
