@@ -28,6 +28,7 @@ from tests.unit.test_wiring import IMAGES, LABELS, ConstNet, K, PixelNet, contex
 
 W_A = [[0.02, -0.01, 0.0, 0.01], [0.0, 0.01, -0.02, 0.0]]
 W_B = [[-0.01, 0.0, 0.02, 0.0], [0.01, 0.0, 0.0, -0.01]]
+TARGETS = F.one_hot(torch.tensor(LABELS), K).float()  # the given labels, one-hot
 
 
 def trained_context(batch_size: int = 2, lr: float = 0.1, *, ema: bool = False):
@@ -186,16 +187,15 @@ def test_coteaching_steps_each_network_down_its_own_loss_with_regularisers():
     na0, nb0 = copy.deepcopy(ctx.state.nets[0]), copy.deepcopy(ctx.state.nets[1])
     stats = run("coteaching", ctx)
     x = ctx.data.batch(torch.arange(4))
-    t = F.one_hot(torch.tensor(LABELS), K).float()
     with torch.no_grad():
-        la, lb = L.ce(na0(x), t), L.ce(nb0(x), t)
+        la, lb = L.ce(na0(x), TARGETS), L.ce(nb0(x), TARGETS)
     expected = {}
     for name, net, logits_of, kept in (
         ("net1", na0, lambda: na0(x), torch.argsort(lb)[:2]),  # a learns from b's small losses
         ("net2", nb0, lambda: nb0(x), torch.argsort(la)[:2]),
     ):
         logits = logits_of()
-        loss = L.ce(logits[kept], t[kept]).mean()
+        loss = L.ce(logits[kept], TARGETS[kept]).mean()
         loss = loss + 0.5 * L.neg_entropy(logits) + 0.01 * L.l1_penalty(net)
         loss.backward()
         expected[name] = (float(loss.detach()), net.head.weight - 0.1 * net.head.weight.grad)
@@ -225,7 +225,7 @@ def test_supervised_pass_records_each_batchs_plain_logits_and_defaults_to_unit_w
     for _, idx, logits in seen:
         x = ctx.data.batch(idx)
         assert_close(logits, net(x).detach())
-        losses.append(L.ce(net(x), F.one_hot(torch.tensor(LABELS)[idx], K).float()).mean().detach())
+        losses.append(L.ce(net(x), TARGETS[idx]).mean().detach())
     assert stats["loss"] == pytest.approx(float(sum(losses) / 2), rel=1e-5)
 
 
@@ -264,9 +264,8 @@ def test_fixmatch_without_unlabelled_samples_is_weighted_supervised_training():
     )
     assert calls == []
     net, x = ctx.state.nets[0], ctx.data.batch(torch.arange(4))
-    t = F.one_hot(torch.tensor(LABELS), K).float()
     logits = net(x)
-    expected = (torch.tensor(division.weight[0]).float() * L.ce(logits, t)).mean()
+    expected = (torch.tensor(division.weight[0]).float() * L.ce(logits, TARGETS)).mean()
     expected = expected + 0.5 * L.neg_entropy(logits)  # the reported loss is the one optimised
     assert stats["loss"] == pytest.approx(expected.item(), rel=1e-5)
 
@@ -388,8 +387,7 @@ def test_fixmatch_prior_weight_also_acts_when_every_sample_is_labelled():
     fixmatch_with(ctx, division, FixMatchParams(prior_weight=0.7))
     w = torch.tensor(start, requires_grad=True)
     logits = pixels(slice(None)) @ w.T
-    t = F.one_hot(torch.tensor(LABELS), K).float()
-    ce = torch.tensor(division.weight[0]).float() * L.ce(logits, t)
+    ce = torch.tensor(division.weight[0]).float() * L.ce(logits, TARGETS)
     (ce.mean() + 0.7 * uniform_kl(logits)).backward()
     assert_close(net.head.weight.detach(), torch.tensor(start) - 0.5 * w.grad)
 
