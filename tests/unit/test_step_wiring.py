@@ -24,11 +24,10 @@ from noisyflow.methods.ssl.fixmatch import fixmatch_unlabelled_loss
 from noisyflow.train import steps
 from noisyflow.train.data import weak_augment
 from noisyflow.types import Division
-from tests.unit.test_wiring import IMAGES, LABELS, ConstNet, K, PixelNet, context, peer_view
+from tests.unit.test_wiring import IMAGES, TARGETS, ConstNet, K, PixelNet, context, peer_view
 
 W_A = [[0.02, -0.01, 0.0, 0.01], [0.0, 0.01, -0.02, 0.0]]
 W_B = [[-0.01, 0.0, 0.02, 0.0], [0.01, 0.0, 0.0, -0.01]]
-TARGETS = F.one_hot(torch.tensor(LABELS), K).float()  # the given labels, one-hot
 
 
 def trained_context(batch_size: int = 2, lr: float = 0.1, *, ema: bool = False):

@@ -68,6 +68,7 @@ IMAGES = np.array(
     dtype=np.uint8,
 )  # (4, 2, 2, 1)
 LABELS = np.array([0, 1, 0, 1])
+TARGETS = F.one_hot(torch.tensor(LABELS), K).float()  # the given labels, one-hot
 
 
 def context(nets: list[nn.Module], batch_size: int = 4) -> steps.Context:
@@ -168,7 +169,7 @@ def test_mixmatch_step_values(monkeypatch):
     order = torch.tensor([0, 1])[torch.randperm(2, generator=torch.Generator().manual_seed(0))]
     assert_close(probs, pa.expand(2, K))  # co-refined with the network's OWN prediction
     assert_close(w, torch.tensor([0.9, 0.6])[order])  # with the division's clean probability
-    assert_close(onehot, F.one_hot(torch.tensor(LABELS)[order], K).float())
+    assert_close(onehot, TARGETS[order])
     assert temperature == 0.5
     guesses, _ = calls["guess"]  # co-guessed by the network AND its peer, two views each
     assert len(guesses) == 4
@@ -177,7 +178,7 @@ def test_mixmatch_step_values(monkeypatch):
 
     targets, lam, _ = calls["mix"]
     assert lam == 0.7
-    y = F.one_hot(torch.tensor(LABELS)[order], K).float()
+    y = TARGETS[order]
     wcol = torch.tensor([0.9, 0.6])[order][:, None]
     tx = mm.sharpen(wcol * y + (1 - wcol) * pa, 0.5)
     tu = mm.sharpen(((pa + pa + pb + pb) / 4).expand(2, K), 0.5)
@@ -233,7 +234,7 @@ def test_fixmatch_pseudo_labels_come_from_the_weak_view_and_train_the_strong(mon
     assert_close(weak, net(u))
     assert_close(strong_logits, net(1.0 - u))
     x = ctx.data.batch(torch.tensor([0, 1]))
-    loss_x = L.ce(net(x), F.one_hot(torch.tensor(LABELS[[0, 1]]), K).float()).mean()
+    loss_x = L.ce(net(x), TARGETS[[0, 1]]).mean()
     assert stats["loss"] == pytest.approx(loss_x.item() + 3.0 * 0.25, rel=1e-5)
 
 
@@ -255,11 +256,10 @@ def test_coteaching_updates_each_network_on_the_peers_small_loss_samples():
     )
     loss_a, loss_b, keep = seen["args"]
     x = ctx.data.batch(torch.arange(4))
-    t = F.one_hot(torch.tensor(LABELS), K).float()
     assert keep == 0.5  # the batch order is a permutation: compare as multisets
     assert sorted(seen["idx"].tolist()) == [0, 1, 2, 3]  # the batch's sample indices
-    assert sorted(loss_a.tolist()) == pytest.approx(sorted(L.ce(na(x), t).tolist()), rel=1e-5)
-    assert sorted(loss_b.tolist()) == pytest.approx(sorted(L.ce(nb(x), t).tolist()), rel=1e-5)
+    assert sorted(loss_a.tolist()) == pytest.approx(sorted(L.ce(na(x), TARGETS).tolist()), rel=1e-5)
+    assert sorted(loss_b.tolist()) == pytest.approx(sorted(L.ce(nb(x), TARGETS).tolist()), rel=1e-5)
     # net a learns from the two samples with b's smallest losses, and vice versa
     kept_by_b = torch.argsort(loss_b)[:2]
     kept_by_a = torch.argsort(loss_a)[:2]
@@ -284,9 +284,8 @@ def test_supervised_pass_weights_and_regularisers():
     )
     x = ctx.data.batch(torch.arange(4))
     logits = net(x)
-    t = F.one_hot(torch.tensor(LABELS), K).float()
     expected = (
-        (weights * L.ce(logits, t)).mean()
+        (weights * L.ce(logits, TARGETS)).mean()
         + 0.5 * L.neg_entropy(logits)
         + 0.1 * net.head.weight.abs().sum()
     )
