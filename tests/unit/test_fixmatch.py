@@ -49,6 +49,7 @@ def test_unlabelled_loss_all_masked_is_zero():
 def test_fixmatch_registered_with_params():
     assert SSLS.get("fixmatch").params is FixMatchParams
     assert FixMatchParams().threshold == 0.95 and FixMatchParams().mu == 7
+    assert FixMatchParams().prior_weight == 1.0  # on by default: RESULTS, the tuning-seed rule
 
 
 IMG = torch.tensor([[[0.2, 0.4], [0.6, 0.8]], [[0.1, 0.1], [0.1, 0.5]], [[0.0, 0.3], [0.9, 1.0]]])

@@ -256,7 +256,7 @@ def test_fixmatch_without_unlabelled_samples_is_weighted_supervised_training():
         ctx,
         0,
         division,
-        FixMatchParams(),
+        FixMatchParams(prior_weight=0.0),
         strong=lambda *a, **kw: calls.append("strong"),
         unlabelled_loss=lambda *a: calls.append("u"),
         where="test",
@@ -271,7 +271,9 @@ def test_fixmatch_without_unlabelled_samples_is_weighted_supervised_training():
 
 def test_fixmatch_passes_its_strong_augmentation_settings_and_reports_its_terms():
     ctx = trained_context(batch_size=2, lr=0.0)
-    p = FixMatchParams(threshold=0.0, mu=1, strong_ops=3, strong_magnitude=0.7, lambda_u=2.0)
+    p = FixMatchParams(
+        threshold=0.0, mu=1, strong_ops=3, strong_magnitude=0.7, lambda_u=2.0, prior_weight=0.0
+    )
     seen = {}
 
     def strong(x, *, ops, magnitude, generator):
@@ -335,7 +337,7 @@ def test_fixmatch_co_refine_trains_the_labelled_view_on_the_detached_refined_tar
     ctx = context([PixelNet(big), PixelNet(W_B)], batch_size=2)  # shift 0, no flip
     net = ctx.state.nets[0]
     ctx.state.optimizers[0] = torch.optim.SGD(net.parameters(), lr=0.5)
-    p = FixMatchParams(threshold=0.0, mu=1, co_refine=True, temperature=1 / 3)
+    p = FixMatchParams(threshold=0.0, mu=1, co_refine=True, temperature=1 / 3, prior_weight=0.0)
     stats = fixmatch_with(ctx, low_confidence_split(), p)
     assert stats["loss_x"] == pytest.approx(fixmatch_co_refine_loss(torch.tensor(big), True).item())
     grads = []

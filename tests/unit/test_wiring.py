@@ -214,7 +214,7 @@ def test_mixmatch_with_one_network_guesses_with_itself(monkeypatch):
 def test_fixmatch_pseudo_labels_come_from_the_weak_view_and_train_the_strong(monkeypatch):
     net = PixelNet([[0.01, -0.02, 0.03, 0.0], [-0.01, 0.02, 0.0, 0.01]])
     ctx = context([net, PixelNet([[0.0] * 4] * 2)], batch_size=2)
-    p = FixMatchParams(threshold=0.6, lambda_u=3.0, mu=1)
+    p = FixMatchParams(threshold=0.6, lambda_u=3.0, mu=1, prior_weight=0.0)
     seen = {}
 
     def strong(x, *, ops, magnitude, generator):

@@ -29,7 +29,7 @@ class FixMatchParams:
     strong_magnitude: float = param(0.5, gt=0.0, le=1.0)  # strength of each op, 0..1
     co_refine: bool = False  # labelled targets sharpen(w*y + (1-w)*p), as DivideMix's
     temperature: float = param(0.5, gt=0.0, le=1.0)  # sharpening T of co-refined targets
-    prior_weight: float = param(0.0, ge=0.0)  # DivideMix's uniform-prior penalty; 0 = off
+    prior_weight: float = param(1.0, ge=0.0)  # DivideMix's uniform-prior penalty; 0 = off
 
 
 @SSLS.register(
