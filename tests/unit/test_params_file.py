@@ -63,3 +63,12 @@ def test_params_yaml_values_parse_into_each_methods_params():
             value = getattr(getattr(params, family.section), entry.name)
             expected = entry.params(**RAW[family.section][entry.name])
             assert value == expected, f"{family.section}.{entry.name}"
+
+
+def test_params_yaml_values_are_the_schema_defaults():
+    """A default changes in both places or neither: the code's defaults are what params.yaml
+    runs (e.g. `ssl.fixmatch.prior_weight`, changed by a benchmark rule in RESULTS)."""
+    defaults = flatten(to_dict(Params()))
+    written = flatten(RAW)
+    differ = {k: (written[k], v) for k, v in defaults.items() if written.get(k) != v}
+    assert not differ, f"params.yaml / schema default differ: {differ}"
