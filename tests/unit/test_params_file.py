@@ -70,5 +70,5 @@ def test_params_yaml_values_are_the_schema_defaults():
     runs (e.g. `ssl.fixmatch.prior_weight`, changed by a benchmark rule in RESULTS)."""
     defaults = flatten(to_dict(Params()))
     written = flatten(RAW)
-    differ = {k: (written[k], v) for k, v in defaults.items() if written.get(k) != v}
+    differ = {k: (written.get(k), v) for k, v in defaults.items() if written.get(k) != v}
     assert not differ, f"params.yaml / schema default differ: {differ}"
